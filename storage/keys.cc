@@ -1,0 +1,211 @@
+#include "storage/keys.h"
+
+#include "storage/coding.h"
+
+namespace pgtrail::keys {
+namespace {
+
+Status ExpectSize(std::string_view key, size_t n, const char* what) {
+  if (key.size() != n) {
+    return Status::Corruption(std::string("bad ") + what + " key: " + std::to_string(key.size()) +
+                              " bytes, expected " + std::to_string(n));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+std::string TxnKey(uint64_t commit_lsn) {
+  std::string k;
+  AppendU64BE(&k, commit_lsn);
+  return k;
+}
+
+Status ParseTxnKey(std::string_view key, uint64_t* commit_lsn) {
+  RETURN_IF_ERROR(ExpectSize(key, 8, "txn"));
+  *commit_lsn = DecodeU64BE(key.data());
+  return Status::OK();
+}
+
+std::string ChangeKey(uint64_t commit_lsn, uint32_t seq) {
+  std::string k;
+  AppendU64BE(&k, commit_lsn);
+  AppendU32BE(&k, seq);
+  return k;
+}
+
+Status ParseChangeKey(std::string_view key, uint64_t* commit_lsn, uint32_t* seq) {
+  RETURN_IF_ERROR(ExpectSize(key, 12, "change"));
+  *commit_lsn = DecodeU64BE(key.data());
+  *seq = DecodeU32BE(key.data() + 8);
+  return Status::OK();
+}
+
+std::string RelationKey(uint32_t relid, uint64_t lsn) {
+  std::string k;
+  AppendU32BE(&k, relid);
+  AppendU64BE(&k, lsn);
+  return k;
+}
+
+Status ParseRelationKey(std::string_view key, uint32_t* relid, uint64_t* lsn) {
+  RETURN_IF_ERROR(ExpectSize(key, 12, "relation"));
+  *relid = DecodeU32BE(key.data());
+  *lsn = DecodeU64BE(key.data() + 4);
+  return Status::OK();
+}
+
+uint64_t BiasTime(int64_t time_us) {
+  return static_cast<uint64_t>(time_us) ^ (uint64_t{1} << 63);
+}
+
+int64_t UnbiasTime(uint64_t biased) { return static_cast<int64_t>(biased ^ (uint64_t{1} << 63)); }
+
+std::string TimeKey(int64_t max_commit_time_us, uint64_t commit_lsn) {
+  std::string k;
+  AppendU64BE(&k, BiasTime(max_commit_time_us));
+  AppendU64BE(&k, commit_lsn);
+  return k;
+}
+
+Status ParseTimeKey(std::string_view key, int64_t* max_commit_time_us, uint64_t* commit_lsn) {
+  RETURN_IF_ERROR(ExpectSize(key, 16, "time"));
+  *max_commit_time_us = UnbiasTime(DecodeU64BE(key.data()));
+  *commit_lsn = DecodeU64BE(key.data() + 8);
+  return Status::OK();
+}
+
+std::string SnapshotKey(uint64_t snapshot_id) {
+  std::string k;
+  AppendU64BE(&k, snapshot_id);
+  return k;
+}
+
+Status ParseSnapshotKey(std::string_view key, uint64_t* snapshot_id) {
+  RETURN_IF_ERROR(ExpectSize(key, 8, "snapshot"));
+  *snapshot_id = DecodeU64BE(key.data());
+  return Status::OK();
+}
+
+void AppendRowKey(std::string* dst, const std::vector<KeyValue>& values) {
+  for (const KeyValue& v : values) {
+    if (v.is_null) {
+      dst->push_back('\x01');
+      continue;
+    }
+    dst->push_back('\x02');
+    for (char c : v.text) {
+      dst->push_back(c);
+      if (c == '\0') dst->push_back('\xff');
+    }
+    dst->push_back('\0');
+    dst->push_back('\x01');
+  }
+}
+
+Status ParseRowKey(std::string_view in, size_t column_count, std::vector<std::string>* texts,
+                   std::vector<bool>* nulls, size_t* consumed) {
+  texts->clear();
+  nulls->clear();
+  size_t pos = 0;
+  for (size_t col = 0; col < column_count; col++) {
+    if (pos >= in.size()) return Status::Corruption("truncated row key");
+    char tag = in[pos++];
+    if (tag == '\x01') {
+      texts->emplace_back();
+      nulls->push_back(true);
+      continue;
+    }
+    if (tag != '\x02') return Status::Corruption("bad row key column tag");
+    std::string text;
+    for (;;) {
+      if (pos >= in.size()) return Status::Corruption("unterminated row key column");
+      char c = in[pos++];
+      if (c != '\0') {
+        text.push_back(c);
+        continue;
+      }
+      if (pos >= in.size()) return Status::Corruption("unterminated row key column");
+      char next = in[pos++];
+      if (next == '\x01') break;
+      if (next != '\xff') return Status::Corruption("bad row key escape");
+      text.push_back('\0');
+    }
+    texts->push_back(std::move(text));
+    nulls->push_back(false);
+  }
+  *consumed = pos;
+  return Status::OK();
+}
+
+std::string SnapRowPrefix(uint64_t snapshot_id, uint32_t relid) {
+  std::string k;
+  AppendU64BE(&k, snapshot_id);
+  AppendU32BE(&k, relid);
+  return k;
+}
+
+std::string SnapRowKey(uint64_t snapshot_id, uint32_t relid, std::string_view rowkey,
+                       int64_t ordinal) {
+  std::string k = SnapRowPrefix(snapshot_id, relid);
+  k.append(rowkey.data(), rowkey.size());
+  if (ordinal >= 0) AppendU64BE(&k, static_cast<uint64_t>(ordinal));
+  return k;
+}
+
+std::string RowIdxPrefix(uint32_t relid) {
+  std::string k;
+  AppendU32BE(&k, relid);
+  return k;
+}
+
+std::string RowIdxKey(uint32_t relid, std::string_view rowkey, uint64_t commit_lsn,
+                      uint32_t seq) {
+  std::string k = RowIdxPrefix(relid);
+  k.append(rowkey.data(), rowkey.size());
+  AppendU64BE(&k, commit_lsn);
+  AppendU32BE(&k, seq);
+  return k;
+}
+
+Status ParseRowIdxKey(std::string_view key, uint32_t* relid, std::string_view* rowkey,
+                      uint64_t* commit_lsn, uint32_t* seq) {
+  if (key.size() < 16) return Status::Corruption("bad rowidx key: too short");
+  *relid = DecodeU32BE(key.data());
+  *rowkey = key.substr(4, key.size() - 16);
+  *commit_lsn = DecodeU64BE(key.data() + key.size() - 12);
+  *seq = DecodeU32BE(key.data() + key.size() - 4);
+  return Status::OK();
+}
+
+std::string TruncatePrefix(uint32_t relid) { return RowIdxPrefix(relid); }
+
+std::string TruncateKey(uint32_t relid, uint64_t commit_lsn, uint32_t seq) {
+  std::string k = TruncatePrefix(relid);
+  AppendU64BE(&k, commit_lsn);
+  AppendU32BE(&k, seq);
+  return k;
+}
+
+Status ParseTruncateKey(std::string_view key, uint32_t* relid, uint64_t* commit_lsn,
+                        uint32_t* seq) {
+  RETURN_IF_ERROR(ExpectSize(key, 16, "truncate"));
+  *relid = DecodeU32BE(key.data());
+  *commit_lsn = DecodeU64BE(key.data() + 4);
+  *seq = DecodeU32BE(key.data() + 12);
+  return Status::OK();
+}
+
+std::string PrefixSuccessor(std::string prefix) {
+  while (!prefix.empty()) {
+    unsigned char last = static_cast<unsigned char>(prefix.back());
+    if (last != 0xff) {
+      prefix.back() = static_cast<char>(last + 1);
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return prefix;
+}
+
+}  // namespace pgtrail::keys

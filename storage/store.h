@@ -1,0 +1,157 @@
+// The store: a RocksDB database holding a source database's history.
+// Key layouts: storage/keys.h. Stored messages: proto/pgtrail.proto.
+//
+// One writer (the agent) opens it with OpenForWrite; any number of readers
+// (pitr-restore, changelog) open it with OpenForRead while the agent runs:
+// readers are RocksDB secondary instances and see what the agent has written
+// up to their last CatchUp().
+//
+// Durability contract: a transaction is visible to readers only once its
+// TxnHeader is in the txn family, and headers are written in the same synced
+// WriteBatch as the StoreMeta carrying the new resume LSN. Change and row
+// index entries of a transaction may be written earlier (without sync) by a
+// large transaction; they are keyed by the transaction's commit LSN and are
+// rewritten identically if the transaction is received again, and readers
+// never look at entries of a commit LSN that has no header.
+//
+// Thread safety: a Store may be used from one thread at a time.
+#ifndef PGTRAIL_STORAGE_STORE_H_
+#define PGTRAIL_STORAGE_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proto/pgtrail.pb.h"
+#include "storage/keys.h"
+#include "storage/status.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace pgtrail {
+
+inline constexpr char kStoreMagic[] = "pgtrail-store";
+inline constexpr uint32_t kStoreFormatVersion = 1;
+
+// Column families. The order is the open order; names are stored on disk.
+enum class Family {
+  kMeta = 0,  // RocksDB's "default" family
+  kTxn,
+  kChange,
+  kRelation,
+  kTime,
+  kSnapshot,
+  kSnapRow,
+  kRowIdx,
+  kTruncate,
+  kCount,
+};
+
+class Store {
+ public:
+  // Opens the store at `path` for the agent. With create, a missing or empty
+  // directory becomes a new store (mode 0700, files 0600) with a fresh
+  // StoreMeta. Errors: kNotFound (missing and !create), kFailedPrecondition
+  // (a directory that is not a pgtrail store, or one held by another agent).
+  static Result<std::unique_ptr<Store>> OpenForWrite(const std::string& path, bool create);
+
+  // Opens the store for reading while an agent may be writing it.
+  // Errors: kNotFound "no pgtrail store at PATH", kFailedPrecondition
+  // "PATH is not a pgtrail store", kCorruption for unreadable meta.
+  static Result<std::unique_ptr<Store>> OpenForRead(const std::string& path);
+
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& path() const { return path_; }
+  bool read_only() const { return read_only_; }
+
+  // Readers: catch up with what the agent has written since open.
+  Status CatchUp();
+
+  Result<pb::StoreMeta> ReadMeta();
+
+  // --- Transactions -------------------------------------------------------
+  Result<std::optional<pb::TxnHeader>> GetTxn(uint64_t commit_lsn);
+  // Calls fn for each transaction with from <= commit_lsn <= to, in LSN
+  // order, until fn returns false.
+  Status ForEachTxn(uint64_t from, uint64_t to,
+                    const std::function<bool(const pb::TxnHeader&)>& fn);
+  // Calls fn(seq, change) for each change of one transaction in order.
+  Status ForEachChange(uint64_t commit_lsn,
+                       const std::function<bool(uint32_t, const pb::Change&)>& fn);
+  Result<pb::Change> GetChange(uint64_t commit_lsn, uint32_t seq);
+  // Commit LSN of the first transaction, in LSN order, whose commit time is
+  // later than t_us (Unix µs); nullopt if there is none.
+  Result<std::optional<uint64_t>> FirstCommitLaterThan(int64_t t_us);
+  // The last transaction with commit_lsn < lsn (or <= lsn when inclusive).
+  Result<std::optional<pb::TxnHeader>> LastTxnBefore(uint64_t lsn, bool inclusive);
+
+  // --- Relations ----------------------------------------------------------
+  // The version of relid in force at lsn (newest version with lsn <= lsn).
+  Result<std::optional<pb::Relation>> GetRelation(uint32_t relid, uint64_t lsn);
+  // The latest version <= lsn of every relation known at lsn.
+  Result<std::vector<pb::Relation>> RelationsAt(uint64_t lsn);
+
+  // --- Snapshots ----------------------------------------------------------
+  // Snapshots in id order; only complete ones unless include_incomplete.
+  Result<std::vector<pb::Snapshot>> ListSnapshots(bool include_incomplete = false);
+
+  // --- Row history --------------------------------------------------------
+  // The last image of the keyed row (relid, rowkey) strictly before position
+  // (lsn, seq): the new tuple of its last change if that was an upsert, the
+  // snapshot row if no change since the latest snapshot at or before lsn and
+  // no TRUNCATE in between, else nullopt (deleted, truncated or never seen).
+  Result<std::optional<pb::Tuple>> PreviousImage(uint32_t relid, std::string_view rowkey,
+                                                 uint64_t lsn, uint32_t seq);
+
+  // --- Raw access for writers and scanners ---------------------------------
+  rocksdb::DB* db() const { return db_; }
+  rocksdb::ColumnFamilyHandle* cf(Family family) const;
+  // Writes a batch atomically; with sync it is durable on return.
+  Status Write(rocksdb::WriteBatch* batch, bool sync);
+  // Reads one value; nullopt if absent.
+  Result<std::optional<std::string>> Get(Family family, std::string_view key);
+
+ private:
+  Store() = default;
+  static Result<std::unique_ptr<Store>> Open(const std::string& path, bool read_only,
+                                             bool create);
+
+  std::string path_;
+  std::string secondary_path_;  // readers only: scratch dir, removed on close
+  bool read_only_ = false;
+  rocksdb::DB* db_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+};
+
+// Parses a stored protobuf value, turning failure into kCorruption naming `what`.
+template <typename Message>
+Status ParseStored(std::string_view bytes, const char* what, Message* out) {
+  if (!out->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return Status::Corruption(std::string("store: unreadable ") + what + " record");
+  }
+  return Status::OK();
+}
+
+// Row keys of a tuple under a relation version.
+// Keyed relations (replica identity default/index with key columns) use the
+// key columns; multiset relations (identity full, or no key columns) use
+// every column.
+bool IsMultiset(const pb::Relation& rel);
+// Appends the rowkey of `tuple` under `rel`. Fails with kCorruption if the
+// tuple has fewer columns than the relation or a key column is unresolved.
+Status AppendTupleRowKey(std::string* dst, const pb::Relation& rel, const pb::Tuple& tuple);
+
+}  // namespace pgtrail
+
+#endif  // PGTRAIL_STORAGE_STORE_H_
