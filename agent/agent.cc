@@ -1,1 +1,287 @@
-// placeholder: being written
+#include "agent/agent.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include "agent/capture.h"
+#include "agent/pgoutput.h"
+#include "agent/replication_stream.h"
+#include "agent/snapshotter.h"
+#include "storage/coding.h"
+#include "storage/pg.h"
+#include "storage/pg_time.h"
+#include "storage/store.h"
+
+namespace pgtrail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t MsSince(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+// Errors that a reconnect cannot fix end the agent.
+bool IsFatal(const Status& st) {
+  return st.code() == Status::kFailedPrecondition || st.code() == Status::kInvalidArgument ||
+         st.code() == Status::kNotFound || st.code() == Status::kIOError;
+}
+
+class Agent {
+ public:
+  Agent(const AgentOptions& options, const std::atomic<bool>* stop)
+      : options_(options), stop_(stop) {}
+
+  Status Run() {
+    ASSIGN_OR_RETURN(store_, Store::OpenForWrite(options_.store_path, /*create=*/true));
+    capture_ = std::make_unique<Capture>(store_.get());
+    RETURN_IF_ERROR(capture_->Init());
+    spdlog::info("pgtrail-agent starting: store {}, slot {}, publication {}", options_.store_path,
+                 options_.slot, options_.publication);
+    int backoff_ms = 1000;
+    std::mt19937 rng(std::random_device{}());
+    while (!stop_->load()) {
+      const auto session_start = Clock::now();
+      Status st = Session();
+      if (st.ok()) break;  // clean stop
+      // Keep what was completely received; the rest is resent.
+      capture_->ResetStream();
+      Status flushed = capture_->Flush();
+      if (!flushed.ok()) return flushed;
+      if (IsFatal(st)) return st;
+      if (MsSince(session_start) > 60000) backoff_ms = 1000;
+      const int wait = backoff_ms + static_cast<int>(rng() % 250);
+      spdlog::warn("{}; reconnecting in {:.1f} s", st.message(), wait / 1000.0);
+      for (int waited = 0; waited < wait && !stop_->load(); waited += 50) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      backoff_ms = std::min(backoff_ms * 2, options_.max_backoff_ms);
+    }
+    spdlog::info("pgtrail-agent stopped at {} ({} transactions stored in this run)",
+                 FormatLsn(capture_->durable_lsn()), capture_->stats().txns_stored);
+    return Status::OK();
+  }
+
+ private:
+  // One connection's life. Returns OK only for a requested stop.
+  Status Session() {
+    ASSIGN_OR_RETURN(stream_, ReplicationStream::Connect(options_.source));
+    ASSIGN_OR_RETURN(SystemIdentity id, stream_->IdentifySystem());
+    pb::StoreMeta meta = capture_->meta();
+    if (!meta.system_id().empty() &&
+        (meta.system_id() != id.system_id || meta.dbname() != id.dbname)) {
+      return Status::FailedPrecondition(
+          "the store at " + options_.store_path + " belongs to database \"" + meta.dbname() +
+          "\" of system " + meta.system_id() + ", but the source is database \"" + id.dbname +
+          "\" of system " + id.system_id + "\nHINT: use a new --store for a different database");
+    }
+    if (!meta.slot().empty() && meta.slot() != options_.slot) {
+      return Status::FailedPrecondition("the store was filled from slot \"" + meta.slot() +
+                                        "\", not \"" + options_.slot + "\"");
+    }
+    spdlog::info("connected to {} (system {}, timeline {}, WAL at {})", stream_->conn()->Describe(),
+                 id.system_id, id.timeline, FormatLsn(id.xlogpos));
+
+    ASSIGN_OR_RETURN(SlotInfo slot, stream_->GetSlot(options_.slot));
+    if (capture_->durable_lsn() == 0) {
+      RETURN_IF_ERROR(FirstStart(id, slot));
+      ASSIGN_OR_RETURN(slot, stream_->GetSlot(options_.slot));
+    } else if (!slot.exists) {
+      return Status::FailedPrecondition(
+          "replication slot \"" + options_.slot + "\" is gone: the history after " +
+          FormatLsn(capture_->durable_lsn()) +
+          " cannot be captured\nHINT: start a new store; this one stays readable");
+    } else if (slot.wal_status == "lost") {
+      return Status::FailedPrecondition("replication slot \"" + options_.slot +
+                                        "\" was invalidated (wal_status lost): the history has a "
+                                        "gap\nHINT: drop the slot and start a new store");
+    }
+    if (slot.active) {
+      return Status::Unavailable("replication slot \"" + options_.slot +
+                                 "\" is in use by another connection");
+    }
+    RETURN_IF_ERROR(stream_->Start(options_.slot, capture_->durable_lsn(), options_.publication));
+    // Never report below the slot's confirmed position (PG15 would move it back).
+    reported_ = std::max(capture_->durable_lsn(), slot.confirmed_flush_lsn);
+    spdlog::info("streaming from {} (slot confirmed at {})", FormatLsn(capture_->durable_lsn()),
+                 FormatLsn(slot.confirmed_flush_lsn));
+    return Stream();
+  }
+
+  Status FirstStart(const SystemIdentity& id, const SlotInfo& slot) {
+    // The publication first: PG15 decodes with historic catalogs, so it must
+    // exist before the slot's consistent point.
+    ConnOverrides settings = SourceSessionSettings();
+    ASSIGN_OR_RETURN(auto sql, PgConn::Connect(options_.source, settings));
+    ASSIGN_OR_RETURN(PgResult pub,
+                     sql->QueryParams("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1",
+                                      {options_.publication}));
+    if (pub.rows() == 0) {
+      Status st = sql->Exec("CREATE PUBLICATION " + QuoteIdent(options_.publication) +
+                            " FOR ALL TABLES");
+      if (!st.ok()) {
+        return Status::FailedPrecondition(
+            "cannot create publication \"" + options_.publication + "\": " + st.message() +
+            "\nHINT: as a superuser run: CREATE PUBLICATION " + QuoteIdent(options_.publication) +
+            " FOR ALL TABLES;");
+      }
+      spdlog::info("created publication \"{}\" FOR ALL TABLES", options_.publication);
+    }
+    if (slot.exists) {
+      if (slot.active) {
+        return Status::FailedPrecondition("replication slot \"" + options_.slot +
+                                          "\" exists and is in use, but this store is new"
+                                          "\nHINT: choose another --slot");
+      }
+      // A slot without a complete snapshot in the store (an interrupted first
+      // start): its exported snapshot is gone, so start over.
+      spdlog::warn("dropping replication slot \"{}\" left by an interrupted first start",
+                   options_.slot);
+      RETURN_IF_ERROR(stream_->DropSlot(options_.slot));
+    }
+    ASSIGN_OR_RETURN(CreatedSlot created, stream_->CreateSlot(options_.slot));
+    spdlog::info("created replication slot \"{}\" at {} (snapshot {})", options_.slot,
+                 FormatLsn(created.consistent_point), created.snapshot_name);
+
+    pb::StoreMeta meta = capture_->meta();
+    meta.set_system_id(id.system_id);
+    meta.set_dbname(id.dbname);
+    meta.set_timeline(id.timeline);
+    meta.set_slot(options_.slot);
+    meta.set_publication(options_.publication);
+    meta.set_resume_lsn(created.consistent_point);
+    SnapshotRequest req;
+    req.conninfo = options_.source;
+    req.snapshot_name = created.snapshot_name;
+    req.consistent_lsn = created.consistent_point;
+    req.publication = options_.publication;
+    req.snapshot_id = 1;
+    pb::Snapshot snap;
+    RETURN_IF_ERROR(TakeSnapshot(req, store_.get(), meta, &snap));
+    // Reload: meta and layouts now come from the store.
+    capture_ = std::make_unique<Capture>(store_.get());
+    return capture_->Init();
+  }
+
+  Status Flush() {
+    RETURN_IF_ERROR(capture_->Flush());
+    if (capture_->durable_lsn() > reported_) reported_ = capture_->durable_lsn();
+    RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()), reported_,
+                                        false));
+    last_status_ = Clock::now();
+    return Status::OK();
+  }
+
+  Status Stream() {
+    pgoutput::Message msg;
+    StreamFrame frame;
+    last_status_ = Clock::now();
+    auto last_progress = Clock::now();
+    auto group_start = Clock::now();
+    uint64_t txns_at_last_progress = capture_->stats().txns_stored;
+    uint64_t server_wal_end = 0;
+    for (;;) {
+      if (stop_->load()) {
+        RETURN_IF_ERROR(Flush());
+        RETURN_IF_ERROR(stream_->Finish());
+        return Status::OK();
+      }
+      const bool have_pending = capture_->pending_txns() > 0;
+      // Drain without waiting while a group is open; otherwise wait for data
+      // up to the next deadline.
+      const int timeout = have_pending ? 0 : 200;
+      RETURN_IF_ERROR(stream_->Read(timeout, &frame));
+      switch (frame.kind) {
+        case StreamFrame::kXLogData: {
+          Status st = pgoutput::Decode(frame.payload, &msg);
+          if (!st.ok()) return st.WithContext("at " + FormatLsn(frame.wal_start));
+          const bool was_empty = capture_->pending_txns() == 0;
+          RETURN_IF_ERROR(capture_->OnMessage(msg));
+          if (was_empty && capture_->pending_txns() > 0) group_start = Clock::now();
+          server_wal_end = std::max(server_wal_end, frame.wal_end);
+          break;
+        }
+        case StreamFrame::kKeepalive:
+          server_wal_end = std::max(server_wal_end, frame.wal_end);
+          // Idle advance: nothing open or pending, everything received is
+          // durable, so the slot may move on to the server's WAL end.
+          if (!capture_->in_transaction() && capture_->pending_txns() == 0 &&
+              capture_->received_lsn() == capture_->durable_lsn() && frame.wal_end > reported_) {
+            reported_ = frame.wal_end;
+          }
+          if (frame.reply_requested) {
+            RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()),
+                                                reported_, false));
+            last_status_ = Clock::now();
+          }
+          break;
+        case StreamFrame::kEnd:
+          return Status::Unavailable("the server ended the replication stream");
+        case StreamFrame::kNone:
+          break;
+      }
+      if (capture_->pending_txns() > 0 &&
+          (frame.kind == StreamFrame::kNone ||
+           capture_->pending_txns() >= options_.max_group_txns ||
+           capture_->pending_bytes() >= options_.max_group_bytes ||
+           MsSince(group_start) >= options_.max_group_delay_ms)) {
+        RETURN_IF_ERROR(Flush());
+      }
+      if (MsSince(last_status_) >= options_.status_interval_ms) {
+        RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()),
+                                            reported_, false));
+        last_status_ = Clock::now();
+      }
+      if (MsSince(last_progress) >= options_.progress_interval_ms) {
+        const double secs = MsSince(last_progress) / 1000.0;
+        const uint64_t txns = capture_->stats().txns_stored;
+        const uint64_t lag =
+            server_wal_end > capture_->durable_lsn() ? server_wal_end - capture_->durable_lsn() : 0;
+        spdlog::info("progress: durable at {}, server at {}, lag {} bytes, {:.1f} txn/s, "
+                     "{} txns stored, {} resent txns skipped",
+                     FormatLsn(capture_->durable_lsn()), FormatLsn(server_wal_end), lag,
+                     (txns - txns_at_last_progress) / secs, txns, capture_->stats().txns_skipped);
+        txns_at_last_progress = txns;
+        last_progress = Clock::now();
+      }
+    }
+  }
+
+  AgentOptions options_;
+  const std::atomic<bool>* stop_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Capture> capture_;
+  std::unique_ptr<ReplicationStream> stream_;
+  uint64_t reported_ = 0;
+  Clock::time_point last_status_;
+};
+
+}  // namespace
+
+Status ValidateAgentOptions(const AgentOptions& options) {
+  if (options.store_path.empty()) return Status::InvalidArgument("--store is required");
+  auto valid_slot = [](const std::string& s) {
+    if (s.empty() || s.size() > 63) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    });
+  };
+  if (!valid_slot(options.slot)) {
+    return Status::InvalidArgument("invalid --slot \"" + options.slot +
+                                   "\": expected 1-63 characters of a-z, 0-9 and _");
+  }
+  if (options.publication.empty()) return Status::InvalidArgument("--publication is empty");
+  return Status::OK();
+}
+
+Status RunAgent(const AgentOptions& options, const std::atomic<bool>* stop) {
+  RETURN_IF_ERROR(ValidateAgentOptions(options));
+  Agent agent(options, stop);
+  return agent.Run();
+}
+
+}  // namespace pgtrail

@@ -1,1 +1,449 @@
-// placeholder: being written
+#include "agent/capture.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "storage/coding.h"
+#include "storage/pg_time.h"
+
+namespace pgtrail {
+namespace {
+
+void ToTuple(const pgoutput::TupleData& wire, pb::Tuple* out) {
+  out->Clear();
+  std::string* kinds = out->mutable_kinds();
+  kinds->reserve(wire.columns.size());
+  for (const auto& col : wire.columns) {
+    kinds->push_back(static_cast<char>(col.kind));
+    out->add_values(col.data);
+  }
+}
+
+bool HasValue(const pb::Tuple& t, int i) {
+  return i < static_cast<int>(t.kinds().size()) && i < t.values_size() &&
+         (t.kinds()[i] == 't' || t.kinds()[i] == 'b' || t.kinds()[i] == 'n');
+}
+
+std::string OverlayKey(uint32_t relid, const std::string& rowkey) {
+  std::string k;
+  AppendU32BE(&k, relid);
+  k += rowkey;
+  return k;
+}
+
+}  // namespace
+
+bool SameLayout(const pb::Relation& a, const pb::Relation& b) {
+  if (a.relid() != b.relid() || a.nspname() != b.nspname() || a.relname() != b.relname() ||
+      a.replica_identity() != b.replica_identity() || a.columns_size() != b.columns_size()) {
+    return false;
+  }
+  for (int i = 0; i < a.columns_size(); i++) {
+    const pb::Column& x = a.columns(i);
+    const pb::Column& y = b.columns(i);
+    if (x.name() != y.name() || x.type_oid() != y.type_oid() || x.type_mod() != y.type_mod() ||
+        x.key() != y.key()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Capture::Capture(Store* store) : store_(store) {}
+
+Status Capture::Init() {
+  ASSIGN_OR_RETURN(meta_, store_->ReadMeta());
+  durable_lsn_ = meta_.resume_lsn();
+  received_lsn_ = durable_lsn_;
+  // The newest stored layout of each relation, to store only real changes.
+  ASSIGN_OR_RETURN(auto rels, store_->RelationsAt(UINT64_MAX));
+  for (auto& rel : rels) stored_layout_[rel.relid()] = std::move(rel);
+  return Status::OK();
+}
+
+void Capture::ResetStream() {
+  // Complete transactions stay in batch_ only if no partial transaction is
+  // mixed in; a partial one would be resent, so start the batch over.
+  if (txn_.has_value()) {
+    batch_.Clear();
+    overlay_.clear();
+    truncated_in_batch_.clear();
+    pending_txns_ = 0;
+    received_lsn_ = durable_lsn_;
+    // Counters in meta_ advanced by the dropped transactions are reloaded.
+    auto meta = store_->ReadMeta();
+    if (meta.ok()) meta_ = std::move(meta).value();
+    auto rels = store_->RelationsAt(UINT64_MAX);
+    if (rels.ok()) {
+      stored_layout_.clear();
+      for (auto& rel : rels.value()) stored_layout_[rel.relid()] = std::move(rel);
+    }
+  }
+  txn_.reset();
+  relcache_.clear();
+}
+
+Status Capture::OnMessage(const pgoutput::Message& msg) {
+  using pgoutput::MessageType;
+  switch (msg.type) {
+    case MessageType::kBegin: return OnBegin(msg.begin);
+    case MessageType::kCommit: return OnCommit(msg.commit);
+    case MessageType::kOrigin:
+      if (txn_) {
+        txn_->origin = msg.origin.name;
+        txn_->origin_lsn = msg.origin.commit_lsn;
+      }
+      return Status::OK();
+    case MessageType::kRelation: return OnRelation(msg.relation);
+    case MessageType::kType: return Status::OK();  // names come from the catalog
+    case MessageType::kInsert: return OnInsert(msg.insert);
+    case MessageType::kUpdate: return OnUpdate(msg.update);
+    case MessageType::kDelete: return OnDelete(msg.del);
+    case MessageType::kTruncate: return OnTruncate(msg.truncate);
+    case MessageType::kMessage: return OnLogicalMessage(msg.message);
+  }
+  return Status::Corruption("pgoutput: unhandled message type");
+}
+
+Status Capture::OnBegin(const pgoutput::Begin& begin) {
+  if (txn_) {
+    return Status::Corruption("pgoutput: Begin of xid " + std::to_string(begin.xid) +
+                              " inside transaction " + std::to_string(txn_->xid));
+  }
+  OpenTxn t;
+  t.xid = begin.xid;
+  t.commit_lsn = begin.final_lsn;
+  t.commit_time_us = PgTimeToUnixUs(begin.commit_time);
+  // Exactly once: everything that ends at or before the last received end
+  // LSN is already stored (or pending); the server may send it again.
+  t.skip = begin.final_lsn < received_lsn_;
+  txn_ = t;
+  return Status::OK();
+}
+
+Status Capture::OnCommit(const pgoutput::Commit& commit) {
+  if (!txn_) return Status::Corruption("pgoutput: Commit outside a transaction");
+  if (commit.commit_lsn != txn_->commit_lsn) {
+    return Status::Corruption("pgoutput: Commit LSN " + FormatLsn(commit.commit_lsn) +
+                              " does not match Begin's " + FormatLsn(txn_->commit_lsn));
+  }
+  if (txn_->skip) {
+    stats_.txns_skipped++;
+    txn_.reset();
+    return Status::OK();
+  }
+  pb::TxnHeader h;
+  h.set_xid(txn_->xid);
+  h.set_commit_lsn(commit.commit_lsn);
+  h.set_end_lsn(commit.end_lsn);
+  h.set_commit_time_us(PgTimeToUnixUs(commit.commit_time));
+  h.set_origin(txn_->origin);
+  h.set_origin_lsn(txn_->origin_lsn);
+  h.set_change_count(txn_->next_seq);
+  const int64_t max_time = std::max(meta_.max_commit_time_us(), h.commit_time_us());
+  h.set_max_commit_time_us(max_time);
+  h.set_ordinal(meta_.txn_count() + 1);
+  batch_.Put(store_->cf(Family::kTxn), keys::TxnKey(h.commit_lsn()), h.SerializeAsString());
+  batch_.Put(store_->cf(Family::kTime), keys::TimeKey(max_time, h.commit_lsn()), "");
+
+  meta_.set_max_commit_time_us(max_time);
+  meta_.set_txn_count(h.ordinal());
+  meta_.set_last_commit_lsn(h.commit_lsn());
+  meta_.set_last_commit_time_us(h.commit_time_us());
+  meta_.set_last_xid(h.xid());
+  received_lsn_ = commit.end_lsn;
+  pending_txns_++;
+  stats_.txns_stored++;
+  txn_.reset();
+  return Status::OK();
+}
+
+Status Capture::OnRelation(const pgoutput::Relation& wire) {
+  pb::Relation rel;
+  rel.set_relid(wire.relid);
+  rel.set_nspname(wire.nspname.empty() ? "pg_catalog" : wire.nspname);
+  rel.set_relname(wire.relname);
+  rel.set_replica_identity(static_cast<unsigned char>(wire.replica_identity));
+  for (const auto& c : wire.columns) {
+    pb::Column* col = rel.add_columns();
+    col->set_name(c.name);
+    col->set_type_oid(c.type_oid);
+    col->set_type_mod(c.type_mod);
+    col->set_key(c.is_key());
+  }
+  if (txn_ && !txn_->skip) {
+    auto stored = stored_layout_.find(rel.relid());
+    if (stored == stored_layout_.end() || !SameLayout(stored->second, rel)) {
+      rel.set_lsn(txn_->commit_lsn);
+      batch_.Put(store_->cf(Family::kRelation), keys::RelationKey(rel.relid(), rel.lsn()),
+                 rel.SerializeAsString());
+      stored_layout_[rel.relid()] = rel;
+    } else {
+      rel.set_lsn(stored->second.lsn());
+    }
+  } else {
+    auto stored = stored_layout_.find(rel.relid());
+    if (stored != stored_layout_.end()) rel.set_lsn(stored->second.lsn());
+  }
+  const bool keyless = IsMultiset(rel) && rel.replica_identity() != 'f';
+  if (keyless) {
+    WarnOnce(rel.relid(), "table " + rel.nspname() + "." + rel.relname() +
+                              " has no replica identity: its UPDATEs and DELETEs cannot be "
+                              "captured; HINT: ALTER TABLE ... REPLICA IDENTITY FULL, or add a "
+                              "primary key");
+  }
+  relcache_[rel.relid()] = std::move(rel);
+  return Status::OK();
+}
+
+Result<const pb::Relation*> Capture::RelationFor(uint32_t relid, const char* what) {
+  auto it = relcache_.find(relid);
+  if (it == relcache_.end()) {
+    return Status::Corruption(std::string("pgoutput ") + what + " for relation OID " +
+                              std::to_string(relid) + " without a preceding Relation message");
+  }
+  if (!txn_) return Status::Corruption(std::string("pgoutput ") + what + " outside a transaction");
+  return &it->second;
+}
+
+Result<std::optional<pb::Tuple>> Capture::PreviousImage(uint32_t relid, const std::string& rowkey,
+                                                        uint32_t seq) {
+  auto it = overlay_.find(OverlayKey(relid, rowkey));
+  if (it != overlay_.end()) return it->second;
+  if (truncated_in_batch_.count(relid) != 0) return std::optional<pb::Tuple>();
+  return store_->PreviousImage(relid, rowkey, txn_->commit_lsn, seq);
+}
+
+Status Capture::ResolveNewTuple(const pb::Relation& rel, const pgoutput::TupleData& wire,
+                                const pb::Tuple* old_tuple, char old_kind,
+                                const std::string* rowkey, pb::Tuple* out) {
+  ToTuple(wire, out);
+  if (out->kinds().size() != static_cast<size_t>(rel.columns_size())) {
+    return Status::Corruption("pgoutput: tuple of " + rel.nspname() + "." + rel.relname() +
+                              " has " + std::to_string(out->kinds().size()) +
+                              " columns, its Relation message " +
+                              std::to_string(rel.columns_size()));
+  }
+  if (out->kinds().find('u') == std::string::npos) return Status::OK();
+
+  std::optional<pb::Tuple> previous;
+  bool looked_up = false;
+  std::string& kinds = *out->mutable_kinds();
+  for (int i = 0; i < rel.columns_size(); i++) {
+    if (kinds[i] != 'u') continue;
+    // 1. The old tuple of this very change: a full old row ('O'), or the key.
+    if (old_tuple != nullptr && HasValue(*old_tuple, i) &&
+        (old_kind == 'O' || rel.columns(i).key())) {
+      kinds[i] = old_tuple->kinds()[i];
+      *out->mutable_values(i) = old_tuple->values(i);
+      continue;
+    }
+    // 2. The row's last stored image (earlier change or snapshot).
+    if (!looked_up && rowkey != nullptr) {
+      ASSIGN_OR_RETURN(previous, PreviousImage(rel.relid(), *rowkey, txn_->next_seq));
+      looked_up = true;
+    }
+    if (previous && HasValue(*previous, i)) {
+      kinds[i] = previous->kinds()[i];
+      *out->mutable_values(i) = previous->values(i);
+      continue;
+    }
+    // 3. Impossible: recorded as unknown and reported, never as NULL.
+    kinds[i] = '?';
+    out->mutable_values(i)->clear();
+    stats_.unresolved_toast++;
+    spdlog::warn(
+        "unchanged TOAST value of {}.{} column \"{}\" in transaction {} could not be resolved "
+        "(no earlier image of the row); stored as unknown",
+        rel.nspname(), rel.relname(), rel.columns(i).name(), txn_->xid);
+  }
+  return Status::OK();
+}
+
+void Capture::PutRowIndex(uint32_t relid, const std::string& rowkey, uint32_t seq,
+                          keys::RowOp op, const pb::Tuple* image) {
+  batch_.Put(store_->cf(Family::kRowIdx), keys::RowIdxKey(relid, rowkey, txn_->commit_lsn, seq),
+             std::string(1, static_cast<char>(op)));
+  if (op == keys::RowOp::kUpsert) {
+    overlay_[OverlayKey(relid, rowkey)] = *image;
+  } else if (op == keys::RowOp::kDelete) {
+    overlay_[OverlayKey(relid, rowkey)] = std::nullopt;
+  }
+}
+
+Status Capture::PutChange(uint32_t seq, const pb::Change& change) {
+  batch_.Put(store_->cf(Family::kChange), keys::ChangeKey(txn_->commit_lsn, seq),
+             change.SerializeAsString());
+  stats_.changes_stored++;
+  return MaybeSpill();
+}
+
+Status Capture::MaybeSpill() {
+  if (batch_.GetDataSize() < kSpillBytes) return Status::OK();
+  // Complete transactions become durable with their resume LSN; the open
+  // transaction's entries so far ride along, invisible without a header.
+  return Flush();
+}
+
+Status Capture::OnInsert(const pgoutput::Insert& ins) {
+  ASSIGN_OR_RETURN(const pb::Relation* rel, RelationFor(ins.relid, "Insert"));
+  if (txn_->skip) return Status::OK();
+  const uint32_t seq = txn_->next_seq++;
+  pb::Change change;
+  change.set_op(pb::Change::INSERT);
+  change.set_relid(rel->relid());
+  change.set_relation_lsn(rel->lsn());
+  RETURN_IF_ERROR(ResolveNewTuple(*rel, ins.new_tuple, nullptr, 0, nullptr,
+                                  change.mutable_new_tuple()));
+  std::string rowkey;
+  RETURN_IF_ERROR(AppendTupleRowKey(&rowkey, *rel, change.new_tuple()));
+  PutRowIndex(rel->relid(), rowkey, seq,
+              IsMultiset(*rel) ? keys::RowOp::kAddOne : keys::RowOp::kUpsert,
+              &change.new_tuple());
+  return PutChange(seq, change);
+}
+
+Status Capture::OnUpdate(const pgoutput::Update& upd) {
+  ASSIGN_OR_RETURN(const pb::Relation* rel, RelationFor(upd.relid, "Update"));
+  if (txn_->skip) return Status::OK();
+  const uint32_t seq = txn_->next_seq++;
+  pb::Change change;
+  change.set_op(pb::Change::UPDATE);
+  change.set_relid(rel->relid());
+  change.set_relation_lsn(rel->lsn());
+  const bool multiset = IsMultiset(*rel);
+  const pb::Tuple* old_tuple = nullptr;
+  if (upd.old_kind != 0) {
+    ToTuple(upd.old_tuple, change.mutable_old_tuple());
+    change.set_old_kind(static_cast<unsigned char>(upd.old_kind));
+    old_tuple = &change.old_tuple();
+  }
+
+  // The row's identity before the update: the old key if sent, else the new
+  // tuple's key columns (the key did not change).
+  std::string old_rowkey;
+  bool have_old_rowkey = false;
+  if (old_tuple != nullptr && (!multiset || upd.old_kind == 'O')) {
+    RETURN_IF_ERROR(AppendTupleRowKey(&old_rowkey, *rel, *old_tuple));
+    have_old_rowkey = true;
+  } else if (!multiset) {
+    // Key columns of the new tuple are never 'u' without an old key tuple.
+    pb::Tuple raw;
+    ToTuple(upd.new_tuple, &raw);
+    Status st = AppendTupleRowKey(&old_rowkey, *rel, raw);
+    if (!st.ok()) return st;
+    have_old_rowkey = true;
+  }
+
+  RETURN_IF_ERROR(ResolveNewTuple(*rel, upd.new_tuple, old_tuple, upd.old_kind,
+                                  have_old_rowkey ? &old_rowkey : nullptr,
+                                  change.mutable_new_tuple()));
+  std::string new_rowkey;
+  RETURN_IF_ERROR(AppendTupleRowKey(&new_rowkey, *rel, change.new_tuple()));
+
+  if (multiset) {
+    if (!have_old_rowkey) {
+      WarnOnce(rel->relid(), "UPDATE of " + rel->nspname() + "." + rel->relname() +
+                                 " arrived without the old row (replica identity is not FULL); "
+                                 "its history is incomplete");
+      PutRowIndex(rel->relid(), new_rowkey, seq, keys::RowOp::kAddOne, nullptr);
+    } else if (old_rowkey != new_rowkey) {
+      PutRowIndex(rel->relid(), old_rowkey, seq, keys::RowOp::kRemoveOne, nullptr);
+      PutRowIndex(rel->relid(), new_rowkey, seq, keys::RowOp::kAddOne, nullptr);
+    }
+    // Same row before and after: the multiset does not change.
+  } else {
+    if (old_rowkey != new_rowkey) {
+      PutRowIndex(rel->relid(), old_rowkey, seq, keys::RowOp::kDelete, nullptr);
+    }
+    PutRowIndex(rel->relid(), new_rowkey, seq, keys::RowOp::kUpsert, &change.new_tuple());
+  }
+  return PutChange(seq, change);
+}
+
+Status Capture::OnDelete(const pgoutput::Delete& del) {
+  ASSIGN_OR_RETURN(const pb::Relation* rel, RelationFor(del.relid, "Delete"));
+  if (txn_->skip) return Status::OK();
+  const uint32_t seq = txn_->next_seq++;
+  pb::Change change;
+  change.set_op(pb::Change::DELETE);
+  change.set_relid(rel->relid());
+  change.set_relation_lsn(rel->lsn());
+  ToTuple(del.old_tuple, change.mutable_old_tuple());
+  change.set_old_kind(static_cast<unsigned char>(del.old_kind));
+  const bool multiset = IsMultiset(*rel);
+  if (multiset && del.old_kind != 'O') {
+    WarnOnce(rel->relid(), "DELETE of " + rel->nspname() + "." + rel->relname() +
+                               " arrived without the old row; its history is incomplete");
+  } else {
+    std::string rowkey;
+    RETURN_IF_ERROR(AppendTupleRowKey(&rowkey, *rel, change.old_tuple()));
+    PutRowIndex(rel->relid(), rowkey, seq,
+                multiset ? keys::RowOp::kRemoveOne : keys::RowOp::kDelete, nullptr);
+  }
+  return PutChange(seq, change);
+}
+
+Status Capture::OnTruncate(const pgoutput::Truncate& trunc) {
+  if (!txn_) return Status::Corruption("pgoutput Truncate outside a transaction");
+  if (txn_->skip) return Status::OK();
+  const uint32_t seq = txn_->next_seq++;
+  pb::Change change;
+  change.set_op(pb::Change::TRUNCATE);
+  change.set_truncate_flags(trunc.flags);
+  for (uint32_t relid : trunc.relids) {
+    change.add_truncate_relids(relid);
+    batch_.Put(store_->cf(Family::kTruncate), keys::TruncateKey(relid, txn_->commit_lsn, seq),
+               std::string(1, static_cast<char>(trunc.flags)));
+    // Row images of this relation in the batch are gone.
+    const std::string prefix = keys::RowIdxPrefix(relid);
+    for (auto it = overlay_.begin(); it != overlay_.end();) {
+      if (it->first.compare(0, prefix.size(), prefix) == 0) {
+        it = overlay_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    truncated_in_batch_.insert(relid);
+  }
+  return PutChange(seq, change);
+}
+
+Status Capture::OnLogicalMessage(const pgoutput::LogicalMessage& msg) {
+  if (!msg.transactional()) {
+    spdlog::debug("non-transactional logical message with prefix \"{}\" ignored", msg.prefix);
+    return Status::OK();
+  }
+  if (!txn_) return Status::Corruption("pgoutput: transactional Message outside a transaction");
+  if (txn_->skip) return Status::OK();
+  const uint32_t seq = txn_->next_seq++;
+  pb::Change change;
+  change.set_op(pb::Change::MESSAGE);
+  change.set_prefix(msg.prefix);
+  change.set_content(msg.content);
+  change.set_message_lsn(msg.lsn);
+  return PutChange(seq, change);
+}
+
+Status Capture::Flush() {
+  if (batch_.Count() == 0) return Status::OK();
+  pb::StoreMeta meta = meta_;
+  meta.set_resume_lsn(received_lsn_);
+  batch_.Put(store_->cf(Family::kMeta), keys::kMetaKey, meta.SerializeAsString());
+  RETURN_IF_ERROR(store_->Write(&batch_, /*sync=*/true));
+  meta_ = meta;
+  durable_lsn_ = received_lsn_;
+  batch_.Clear();
+  overlay_.clear();
+  truncated_in_batch_.clear();
+  pending_txns_ = 0;
+  stats_.flushes++;
+  return Status::OK();
+}
+
+void Capture::WarnOnce(uint32_t relid, const std::string& message) {
+  if (warned_.insert({relid, message.substr(0, 16)}).second) spdlog::warn("{}", message);
+}
+
+}  // namespace pgtrail

@@ -1,1 +1,100 @@
-int main() { return 1; }  // placeholder
+// pgtrail-agent: parse options, run the agent until SIGTERM/SIGINT.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "agent/agent.h"
+#include "storage/cli.h"
+
+namespace po = boost::program_options;
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) { g_stop.store(true); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const char* kProgram = "pgtrail-agent";
+  pgtrail::AgentOptions options;
+  std::string config_file;
+  po::options_description desc(
+      "Usage: pgtrail-agent --source CONNINFO --store DIR [options]\n\n"
+      "Keeps the complete history of one PostgreSQL database: creates the publication\n"
+      "and logical replication slot on first start, takes a base snapshot, then streams\n"
+      "every committed change into the store until stopped (SIGTERM or SIGINT).\n\n"
+      "Options");
+  desc.add_options()
+      ("source", po::value(&options.source),
+       "source database: a libpq connection string (\"host=db dbname=app user=cdc\") or URI "
+       "(postgresql://cdc@db/app). PG* environment variables and ~/.pgpass apply as in psql; "
+       "sslmode and every other libpq setting pass through")
+      ("store", po::value(&options.store_path), "store directory (created, mode 0700)")
+      ("slot", po::value(&options.slot)->default_value("pgtrail"),
+       "logical replication slot name (a-z, 0-9, _)")
+      ("publication", po::value(&options.publication)->default_value("pgtrail"),
+       "publication to stream; created FOR ALL TABLES if missing")
+      ("config", po::value(&config_file),
+       "read options from FILE (lines of name = value; command-line options win)")
+      ("status-interval", po::value(&options.status_interval_ms)->default_value(10000),
+       "milliseconds between unprompted status updates to the server")
+      ("progress-interval", po::value(&options.progress_interval_ms)->default_value(30000),
+       "milliseconds between progress log lines")
+      ("verbose,v", "log debug messages")
+      ("version", "print the version and exit")
+      ("help,h", "print this help and exit");
+
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    if (vm.count("config")) {
+      const std::string path = vm["config"].as<std::string>();
+      std::ifstream in(path);
+      if (!in) {
+        std::fprintf(stderr, "%s: cannot read config file %s\n", kProgram, path.c_str());
+        return pgtrail::kUsageExitCode;
+      }
+      po::store(po::parse_config_file(in, desc), vm);
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "%s: %s\nHINT: see pgtrail-agent --help\n", kProgram, e.what());
+    return pgtrail::kUsageExitCode;
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (vm.count("version")) {
+    pgtrail::PrintVersion(kProgram);
+    return 0;
+  }
+  if (!vm.count("store")) {
+    std::fprintf(stderr, "%s: --store is required\nHINT: see pgtrail-agent --help\n", kProgram);
+    return pgtrail::kUsageExitCode;
+  }
+  if (pgtrail::Status st = pgtrail::ValidateAgentOptions(options); !st.ok()) {
+    std::fprintf(stderr, "%s: %s\n", kProgram, st.message().c_str());
+    return pgtrail::kUsageExitCode;
+  }
+
+  ::umask(077);  // store files are private to the owner
+  pgtrail::InitLogging(vm.count("verbose") > 0);
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  pgtrail::Status st = pgtrail::RunAgent(options, &g_stop);
+  if (!st.ok()) return pgtrail::ReportError(kProgram, st);
+  return 0;
+}

@@ -1,1 +1,430 @@
-// placeholder: being written
+#include "storage/store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <system_error>
+
+#include "storage/coding.h"
+
+namespace pgtrail {
+namespace {
+
+namespace fs = std::filesystem;
+
+const char* const kFamilyNames[] = {
+    "default", "txn", "change", "relation", "time", "snapshot", "snaprow", "rowidx", "truncate",
+};
+static_assert(sizeof(kFamilyNames) / sizeof(kFamilyNames[0]) ==
+              static_cast<size_t>(Family::kCount));
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::OK();
+  if (s.IsCorruption()) return Status::Corruption(what + ": " + s.ToString());
+  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+    return Status::FailedPrecondition(what + ": the store is in use by another pgtrail-agent (" +
+                                      s.ToString() + ")");
+  }
+  return Status::IOError(what + ": " + s.ToString());
+}
+
+rocksdb::Options BaseOptions() {
+  rocksdb::Options options;
+  options.create_if_missing = false;
+  options.create_missing_column_families = true;
+  options.compression = rocksdb::kLZ4Compression;
+  options.bottommost_compression = rocksdb::kZSTD;
+  options.max_background_jobs = 2;
+  options.info_log_level = rocksdb::WARN_LEVEL;
+  options.keep_log_file_num = 2;
+  return options;
+}
+
+int64_t NowUnixUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+bool IsMultiset(const pb::Relation& rel) {
+  if (rel.replica_identity() == 'f') return true;
+  for (const pb::Column& c : rel.columns()) {
+    if (c.key()) return false;
+  }
+  return true;
+}
+
+Status AppendTupleRowKey(std::string* dst, const pb::Relation& rel, const pb::Tuple& tuple) {
+  const int ncols = rel.columns_size();
+  if (tuple.values_size() < ncols || static_cast<int>(tuple.kinds().size()) < ncols) {
+    return Status::Corruption("row of " + rel.nspname() + "." + rel.relname() + " has " +
+                              std::to_string(tuple.values_size()) + " columns, expected " +
+                              std::to_string(ncols));
+  }
+  const bool all = IsMultiset(rel);
+  std::vector<keys::KeyValue> values;
+  values.reserve(ncols);
+  for (int i = 0; i < ncols; i++) {
+    if (!all && !rel.columns(i).key()) continue;
+    char kind = tuple.kinds()[i];
+    if (kind == 'n') {
+      values.push_back({true, {}});
+    } else if (kind == 't' || kind == 'b') {
+      values.push_back({false, tuple.values(i)});
+    } else {
+      return Status::Corruption("row key column \"" + rel.columns(i).name() + "\" of " +
+                                rel.nspname() + "." + rel.relname() + " is unresolved");
+    }
+  }
+  keys::AppendRowKey(dst, values);
+  return Status::OK();
+}
+
+Result<std::unique_ptr<Store>> Store::OpenForWrite(const std::string& path, bool create) {
+  return Open(path, /*read_only=*/false, create);
+}
+
+Result<std::unique_ptr<Store>> Store::OpenForRead(const std::string& path) {
+  return Open(path, /*read_only=*/true, /*create=*/false);
+}
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& path, bool read_only, bool create) {
+  std::error_code ec;
+  const bool exists = fs::exists(path, ec);
+  const bool is_db = exists && fs::exists(fs::path(path) / "CURRENT", ec);
+  if (!exists && !create) {
+    return Status::NotFound("no pgtrail store at " + path +
+                            "\nHINT: pass the --store directory that pgtrail-agent writes");
+  }
+  if (exists && !fs::is_directory(path, ec)) {
+    return Status::FailedPrecondition(path + " is not a pgtrail store (not a directory)");
+  }
+  bool fresh = false;
+  if (!is_db) {
+    if (!create) {
+      return Status::FailedPrecondition(path + " is not a pgtrail store");
+    }
+    if (exists && !fs::is_empty(path, ec)) {
+      return Status::FailedPrecondition(path + " is not a pgtrail store and not empty" +
+                                        "\nHINT: give pgtrail-agent a new or empty directory");
+    }
+    fs::create_directories(path, ec);
+    if (ec) return Status::IOError("cannot create store directory " + path + ": " + ec.message());
+    fresh = true;
+  }
+  if (!read_only) ::chmod(path.c_str(), 0700);
+
+  std::unique_ptr<Store> store(new Store());
+  store->path_ = path;
+  store->read_only_ = read_only;
+
+  rocksdb::Options options = BaseOptions();
+  options.create_if_missing = fresh;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const char* name : kFamilyNames) {
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(options));
+  }
+
+  rocksdb::Status s;
+  if (read_only) {
+    // Secondary instances keep their own info log and need a scratch directory.
+    char tmpl[] = "/tmp/pgtrail-reader-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) return Status::IOError("cannot create a scratch directory");
+    store->secondary_path_ = tmpl;
+    options.max_open_files = -1;
+    // Check that the families are ours before opening: a foreign RocksDB
+    // database has other families (or only "default").
+    std::vector<std::string> names;
+    s = rocksdb::DB::ListColumnFamilies(options, path, &names);
+    if (!s.ok()) return FromRocks(s, "cannot read store " + path);
+    for (const char* name : kFamilyNames) {
+      if (std::find(names.begin(), names.end(), name) == names.end()) {
+        return Status::FailedPrecondition(path + " is not a pgtrail store");
+      }
+    }
+    s = rocksdb::DB::OpenAsSecondary(options, path, store->secondary_path_, descriptors,
+                                     &store->handles_, &store->db_);
+  } else {
+    s = rocksdb::DB::Open(options, path, descriptors, &store->handles_, &store->db_);
+  }
+  if (!s.ok()) return FromRocks(s, "cannot open store " + path);
+
+  if (fresh) {
+    pb::StoreMeta meta;
+    meta.set_magic(kStoreMagic);
+    meta.set_format_version(kStoreFormatVersion);
+    meta.set_created_at_us(NowUnixUs());
+    rocksdb::WriteBatch batch;
+    batch.Put(store->cf(Family::kMeta), keys::kMetaKey, meta.SerializeAsString());
+    RETURN_IF_ERROR(store->Write(&batch, /*sync=*/true));
+  }
+  auto meta = store->ReadMeta();
+  if (!meta.ok()) return meta.status();
+  return store;
+}
+
+Store::~Store() {
+  if (db_ != nullptr) {
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    db_->Close();
+    delete db_;
+  }
+  if (!secondary_path_.empty()) {
+    std::error_code ec;
+    fs::remove_all(secondary_path_, ec);
+  }
+}
+
+rocksdb::ColumnFamilyHandle* Store::cf(Family family) const {
+  return handles_[static_cast<size_t>(family)];
+}
+
+Status Store::CatchUp() {
+  if (!read_only_) return Status::OK();
+  return FromRocks(db_->TryCatchUpWithPrimary(), "cannot catch up with the agent");
+}
+
+Status Store::Write(rocksdb::WriteBatch* batch, bool sync) {
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  return FromRocks(db_->Write(wo, batch), "store write failed");
+}
+
+Result<std::optional<std::string>> Store::Get(Family family, std::string_view key) {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), cf(family), rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, "store read failed");
+  return std::optional<std::string>(std::move(value));
+}
+
+Result<pb::StoreMeta> Store::ReadMeta() {
+  ASSIGN_OR_RETURN(auto bytes, Get(Family::kMeta, keys::kMetaKey));
+  pb::StoreMeta meta;
+  if (!bytes || !meta.ParseFromString(*bytes) || meta.magic() != kStoreMagic) {
+    return Status::FailedPrecondition(path_ + " is not a pgtrail store");
+  }
+  if (meta.format_version() > kStoreFormatVersion) {
+    return Status::FailedPrecondition("store " + path_ + " has format version " +
+                                      std::to_string(meta.format_version()) +
+                                      ", this pgtrail reads up to " +
+                                      std::to_string(kStoreFormatVersion));
+  }
+  return meta;
+}
+
+Result<std::optional<pb::TxnHeader>> Store::GetTxn(uint64_t commit_lsn) {
+  ASSIGN_OR_RETURN(auto bytes, Get(Family::kTxn, keys::TxnKey(commit_lsn)));
+  if (!bytes) return std::optional<pb::TxnHeader>();
+  pb::TxnHeader h;
+  RETURN_IF_ERROR(ParseStored(*bytes, "transaction", &h));
+  return std::optional<pb::TxnHeader>(std::move(h));
+}
+
+Status Store::ForEachTxn(uint64_t from, uint64_t to,
+                         const std::function<bool(const pb::TxnHeader&)>& fn) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kTxn)));
+  pb::TxnHeader h;
+  for (it->Seek(keys::TxnKey(from)); it->Valid(); it->Next()) {
+    uint64_t lsn;
+    RETURN_IF_ERROR(keys::ParseTxnKey(std::string_view(it->key().data(), it->key().size()), &lsn));
+    if (lsn > to) break;
+    RETURN_IF_ERROR(ParseStored(std::string_view(it->value().data(), it->value().size()),
+                                "transaction", &h));
+    if (!fn(h)) break;
+  }
+  return FromRocks(it->status(), "store scan failed");
+}
+
+Status Store::ForEachChange(uint64_t commit_lsn,
+                            const std::function<bool(uint32_t, const pb::Change&)>& fn) {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kChange)));
+  const std::string prefix = keys::TxnKey(commit_lsn);
+  pb::Change change;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    uint64_t lsn;
+    uint32_t seq;
+    RETURN_IF_ERROR(
+        keys::ParseChangeKey(std::string_view(it->key().data(), it->key().size()), &lsn, &seq));
+    RETURN_IF_ERROR(
+        ParseStored(std::string_view(it->value().data(), it->value().size()), "change", &change));
+    if (!fn(seq, change)) break;
+  }
+  return FromRocks(it->status(), "store scan failed");
+}
+
+Result<pb::Change> Store::GetChange(uint64_t commit_lsn, uint32_t seq) {
+  ASSIGN_OR_RETURN(auto bytes, Get(Family::kChange, keys::ChangeKey(commit_lsn, seq)));
+  if (!bytes) {
+    return Status::Corruption("store: change " + std::to_string(seq) + " of transaction at " +
+                              FormatLsn(commit_lsn) + " is missing");
+  }
+  pb::Change change;
+  RETURN_IF_ERROR(ParseStored(*bytes, "change", &change));
+  return change;
+}
+
+Result<std::optional<uint64_t>> Store::FirstCommitLaterThan(int64_t t_us) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kTime)));
+  // The first key whose running-max time is > t_us.
+  it->Seek(keys::TimeKey(t_us, UINT64_MAX));
+  if (!it->Valid()) {
+    RETURN_IF_ERROR(FromRocks(it->status(), "store scan failed"));
+    return std::optional<uint64_t>();
+  }
+  int64_t t;
+  uint64_t lsn;
+  RETURN_IF_ERROR(
+      keys::ParseTimeKey(std::string_view(it->key().data(), it->key().size()), &t, &lsn));
+  if (t <= t_us) return std::optional<uint64_t>();  // cannot happen with UINT64_MAX; defensive
+  return std::optional<uint64_t>(lsn);
+}
+
+Result<std::optional<pb::TxnHeader>> Store::LastTxnBefore(uint64_t lsn, bool inclusive) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kTxn)));
+  it->SeekForPrev(keys::TxnKey(lsn));
+  if (it->Valid() && !inclusive) {
+    uint64_t found;
+    RETURN_IF_ERROR(
+        keys::ParseTxnKey(std::string_view(it->key().data(), it->key().size()), &found));
+    if (found == lsn) it->Prev();
+  }
+  if (!it->Valid()) {
+    RETURN_IF_ERROR(FromRocks(it->status(), "store scan failed"));
+    return std::optional<pb::TxnHeader>();
+  }
+  pb::TxnHeader h;
+  RETURN_IF_ERROR(
+      ParseStored(std::string_view(it->value().data(), it->value().size()), "transaction", &h));
+  return std::optional<pb::TxnHeader>(std::move(h));
+}
+
+Result<std::optional<pb::Relation>> Store::GetRelation(uint32_t relid, uint64_t lsn) {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kRelation)));
+  it->SeekForPrev(keys::RelationKey(relid, lsn));
+  if (!it->Valid()) {
+    RETURN_IF_ERROR(FromRocks(it->status(), "store scan failed"));
+    return std::optional<pb::Relation>();
+  }
+  uint32_t found_relid;
+  uint64_t found_lsn;
+  RETURN_IF_ERROR(keys::ParseRelationKey(std::string_view(it->key().data(), it->key().size()),
+                                         &found_relid, &found_lsn));
+  if (found_relid != relid) return std::optional<pb::Relation>();
+  pb::Relation rel;
+  RETURN_IF_ERROR(
+      ParseStored(std::string_view(it->value().data(), it->value().size()), "relation", &rel));
+  return std::optional<pb::Relation>(std::move(rel));
+}
+
+Result<std::vector<pb::Relation>> Store::RelationsAt(uint64_t lsn) {
+  std::vector<pb::Relation> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kRelation)));
+  pb::Relation rel;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    uint32_t relid;
+    uint64_t version_lsn;
+    RETURN_IF_ERROR(keys::ParseRelationKey(std::string_view(it->key().data(), it->key().size()),
+                                           &relid, &version_lsn));
+    if (version_lsn > lsn) continue;
+    RETURN_IF_ERROR(
+        ParseStored(std::string_view(it->value().data(), it->value().size()), "relation", &rel));
+    if (!out.empty() && out.back().relid() == relid) {
+      out.back() = rel;  // a newer version of the same relation
+    } else {
+      out.push_back(rel);
+    }
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "store scan failed"));
+  return out;
+}
+
+Result<std::vector<pb::Snapshot>> Store::ListSnapshots(bool include_incomplete) {
+  std::vector<pb::Snapshot> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kSnapshot)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    pb::Snapshot snap;
+    RETURN_IF_ERROR(
+        ParseStored(std::string_view(it->value().data(), it->value().size()), "snapshot", &snap));
+    if (snap.complete() || include_incomplete) out.push_back(std::move(snap));
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "store scan failed"));
+  return out;
+}
+
+Result<std::optional<pb::Tuple>> Store::PreviousImage(uint32_t relid, std::string_view rowkey,
+                                                      uint64_t lsn, uint32_t seq) {
+  using Image = std::optional<pb::Tuple>;
+  // The newest complete snapshot at or before the position bounds the search.
+  ASSIGN_OR_RETURN(auto snapshots, ListSnapshots());
+  const pb::Snapshot* snap = nullptr;
+  for (const auto& s : snapshots) {
+    if (s.consistent_lsn() <= lsn) snap = &s;
+  }
+  const uint64_t floor_lsn = snap != nullptr ? snap->consistent_lsn() : 0;
+
+  // Last row-index entry of this key before the position.
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kRowIdx)));
+  const std::string target = keys::RowIdxKey(relid, rowkey, lsn, seq);
+  it->SeekForPrev(target);
+  if (it->Valid() && it->key().compare(target) == 0) it->Prev();
+  uint64_t entry_lsn = 0;
+  uint32_t entry_seq = 0;
+  char op = 0;
+  if (it->Valid()) {
+    uint32_t found_relid;
+    std::string_view found_key;
+    RETURN_IF_ERROR(keys::ParseRowIdxKey(std::string_view(it->key().data(), it->key().size()),
+                                         &found_relid, &found_key, &entry_lsn, &entry_seq));
+    if (found_relid == relid && found_key == rowkey && entry_lsn >= floor_lsn &&
+        it->value().size() == 1) {
+      op = it->value()[0];
+    }
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "store scan failed"));
+
+  // A TRUNCATE after that entry (or after the snapshot) clears the row.
+  uint64_t after_lsn = op != 0 ? entry_lsn : floor_lsn;
+  uint32_t after_seq = op != 0 ? entry_seq : 0;
+  std::unique_ptr<rocksdb::Iterator> trunc(
+      db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kTruncate)));
+  trunc->SeekForPrev(keys::TruncateKey(relid, lsn, seq));
+  if (trunc->Valid()) {
+    uint32_t t_relid;
+    uint64_t t_lsn;
+    uint32_t t_seq;
+    RETURN_IF_ERROR(keys::ParseTruncateKey(
+        std::string_view(trunc->key().data(), trunc->key().size()), &t_relid, &t_lsn, &t_seq));
+    const bool before_pos = t_lsn < lsn || (t_lsn == lsn && t_seq < seq);
+    const bool after_entry = t_lsn > after_lsn || (t_lsn == after_lsn && t_seq >= after_seq);
+    if (t_relid == relid && before_pos && after_entry && t_lsn >= floor_lsn) return Image();
+  }
+
+  if (op == static_cast<char>(keys::RowOp::kDelete)) return Image();
+  if (op == static_cast<char>(keys::RowOp::kUpsert)) {
+    ASSIGN_OR_RETURN(pb::Change change, GetChange(entry_lsn, entry_seq));
+    return Image(std::move(*change.mutable_new_tuple()));
+  }
+  if (snap == nullptr) return Image();
+  ASSIGN_OR_RETURN(auto bytes, Get(Family::kSnapRow, keys::SnapRowKey(snap->id(), relid, rowkey, -1)));
+  if (!bytes) return Image();
+  pb::Tuple tuple;
+  RETURN_IF_ERROR(ParseStored(*bytes, "snapshot row", &tuple));
+  return Image(std::move(tuple));
+}
+
+}  // namespace pgtrail

@@ -1,1 +1,364 @@
-// placeholder: being written
+#include "tools/changelog.h"
+
+#include <map>
+#include <memory>
+#include <regex>
+#include <vector>
+
+#include "storage/coding.h"
+#include "storage/pg_time.h"
+#include "storage/store.h"
+
+namespace pgtrail {
+namespace {
+
+const char* OpName(pb::Change::Op op) {
+  switch (op) {
+    case pb::Change::INSERT: return "insert";
+    case pb::Change::UPDATE: return "update";
+    case pb::Change::DELETE: return "delete";
+    case pb::Change::TRUNCATE: return "truncate";
+    case pb::Change::MESSAGE: return "message";
+    default: return "unknown";
+  }
+}
+
+bool IsValue(const pb::Tuple& t, int i) {
+  return i < static_cast<int>(t.kinds().size()) && i < t.values_size() &&
+         (t.kinds()[i] == 't' || t.kinds()[i] == 'b');
+}
+
+// A value for people: NULL, <unknown> for an uncaptured TOAST value, or
+// 'text' with quotes doubled and control characters made visible.
+std::string ShowValue(const pb::Tuple& t, int i) {
+  if (i >= static_cast<int>(t.kinds().size())) return "?";
+  switch (t.kinds()[i]) {
+    case 'n': return "NULL";
+    case '?': return "<unknown>";
+    case 'u': return "<unchanged>";
+    default: break;
+  }
+  std::string out = "'";
+  for (char c : t.values(i)) {
+    switch (c) {
+      case '\'': out += "''"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      case '\\': out += "\\\\"; break;
+      default: out += c;
+    }
+  }
+  return out + "'";
+}
+
+std::string JsonValue(const pb::Tuple& t, int i) {
+  if (!IsValue(t, i)) return "null";
+  return "\"" + JsonEscape(t.values(i)) + "\"";
+}
+
+bool SameValue(const pb::Tuple& a, const pb::Tuple& b, int i) {
+  if (i >= static_cast<int>(a.kinds().size()) || i >= static_cast<int>(b.kinds().size())) {
+    return false;
+  }
+  if (a.kinds()[i] != b.kinds()[i]) return false;
+  return !IsValue(a, i) || a.values(i) == b.values(i);
+}
+
+class Grep {
+ public:
+  Grep(const ChangelogOptions& options, Store* store, std::ostream& out)
+      : options_(options), store_(store), out_(out) {}
+
+  Status Run() {
+    if (!options_.pattern.empty()) {
+      pattern_.emplace(options_.pattern, std::regex::ECMAScript | std::regex::optimize);
+    }
+    if (!options_.since.empty()) {
+      ASSIGN_OR_RETURN(since_, ParseTimestamp(options_.since));
+    }
+    if (!options_.until.empty()) {
+      ASSIGN_OR_RETURN(until_, ParseTimestamp(options_.until));
+    }
+    uint64_t from = 0;
+    if (since_) {
+      // Every transaction before the first whose running-max commit time
+      // reaches `since` committed earlier than `since`.
+      ASSIGN_OR_RETURN(auto first, store_->FirstCommitLaterThan(*since_ - 1));
+      if (!first) return Status::OK();
+      from = *first;
+    }
+    ASSIGN_OR_RETURN(pb::StoreMeta meta, store_->ReadMeta());
+    Status inner;
+    RETURN_IF_ERROR(store_->ForEachTxn(from, meta.last_commit_lsn(), [&](const pb::TxnHeader& h) {
+      if ((since_ && h.commit_time_us() < *since_) || (until_ && h.commit_time_us() > *until_)) {
+        return true;
+      }
+      inner = Transaction(h);
+      return inner.ok();
+    }));
+    return inner;
+  }
+
+ private:
+  Result<const pb::Relation*> Layout(uint32_t relid, uint64_t lsn) {
+    auto key = std::make_pair(relid, lsn);
+    auto it = layouts_.find(key);
+    if (it == layouts_.end()) {
+      ASSIGN_OR_RETURN(auto rel, store_->GetRelation(relid, lsn));
+      if (!rel) {
+        pb::Relation unknown;
+        unknown.set_relid(relid);
+        unknown.set_nspname("?");
+        unknown.set_relname("oid " + std::to_string(relid));
+        rel = unknown;
+      }
+      it = layouts_.emplace(key, std::move(*rel)).first;
+    }
+    return &it->second;
+  }
+
+  bool TableMatches(const pb::Relation& rel) const {
+    if (options_.table.empty()) return true;
+    if (options_.table == rel.nspname() + "." + rel.relname()) return true;
+    return options_.table.find('.') == std::string::npos && options_.table == rel.relname();
+  }
+
+  bool PatternMatches(const pb::Change& c) const {
+    if (!pattern_) return true;
+    for (const pb::Tuple* t : {&c.new_tuple(), &c.old_tuple()}) {
+      for (int i = 0; i < t->values_size(); i++) {
+        if (IsValue(*t, i) && std::regex_search(t->values(i), *pattern_)) return true;
+      }
+    }
+    return c.op() == pb::Change::MESSAGE &&
+           (std::regex_search(c.content(), *pattern_) || std::regex_search(c.prefix(), *pattern_));
+  }
+
+  Status Transaction(const pb::TxnHeader& h) {
+    Status inner;
+    RETURN_IF_ERROR(store_->ForEachChange(h.commit_lsn(), [&](uint32_t seq, const pb::Change& c) {
+      inner = OneChange(h, seq, c);
+      return inner.ok();
+    }));
+    return inner;
+  }
+
+  Status OneChange(const pb::TxnHeader& h, uint32_t seq, const pb::Change& c) {
+    if (!options_.op.empty() && options_.op != OpName(c.op())) return Status::OK();
+    if (c.op() == pb::Change::TRUNCATE) {
+      std::vector<const pb::Relation*> rels;
+      bool any = false;
+      for (uint32_t relid : c.truncate_relids()) {
+        ASSIGN_OR_RETURN(const pb::Relation* rel, Layout(relid, h.commit_lsn()));
+        rels.push_back(rel);
+        any = any || TableMatches(*rel);
+      }
+      if (!any || pattern_) return Status::OK();
+      Header(h, c, rels.empty() ? nullptr : rels.front());
+      if (json_()) {
+        out_ << ",\"tables\":[";
+        for (size_t i = 0; i < rels.size(); i++) {
+          out_ << (i ? "," : "") << "\"" << JsonEscape(rels[i]->nspname() + "." + rels[i]->relname())
+               << "\"";
+        }
+        out_ << "],\"cascade\":" << ((c.truncate_flags() & 1) ? "true" : "false")
+             << ",\"restart_identity\":" << ((c.truncate_flags() & 2) ? "true" : "false") << "}\n";
+      } else {
+        for (size_t i = 0; i < rels.size(); i++) {
+          out_ << (i ? ", " : " ") << rels[i]->nspname() << "." << rels[i]->relname();
+        }
+        if (c.truncate_flags() & 1) out_ << " CASCADE";
+        if (c.truncate_flags() & 2) out_ << " RESTART IDENTITY";
+        out_ << "\n";
+      }
+      return Status::OK();
+    }
+    if (c.op() == pb::Change::MESSAGE) {
+      if (!options_.table.empty() || !PatternMatches(c)) return Status::OK();
+      Header(h, c, nullptr);
+      if (json_()) {
+        out_ << ",\"prefix\":\"" << JsonEscape(c.prefix()) << "\",\"content\":\""
+             << JsonEscape(c.content()) << "\"}\n";
+      } else {
+        out_ << " " << c.prefix() << ": " << c.content() << "\n";
+      }
+      return Status::OK();
+    }
+
+    ASSIGN_OR_RETURN(const pb::Relation* rel, Layout(c.relid(), c.relation_lsn()));
+    if (!TableMatches(*rel) || !PatternMatches(c)) return Status::OK();
+    const int ncols = rel->columns_size();
+    // The row's image before an update: the full old row, or its last image.
+    std::optional<pb::Tuple> before;
+    if (c.op() == pb::Change::UPDATE) {
+      if (c.old_kind() == 'O') {
+        before = c.old_tuple();
+      } else {
+        std::string rowkey;
+        const pb::Tuple& identity = c.old_kind() == 'K' ? c.old_tuple() : c.new_tuple();
+        if (AppendTupleRowKey(&rowkey, *rel, identity).ok()) {
+          ASSIGN_OR_RETURN(before, store_->PreviousImage(rel->relid(), rowkey, h.commit_lsn(), seq));
+        }
+      }
+    }
+    const pb::Tuple& key_source =
+        c.op() == pb::Change::DELETE ? c.old_tuple()
+                                     : (c.old_kind() == 'K' ? c.old_tuple() : c.new_tuple());
+    const bool multiset = IsMultiset(*rel);
+    Header(h, c, rel);
+    if (json_()) {
+      out_ << ",\"key\":{";
+      bool first = true;
+      for (int i = 0; i < ncols; i++) {
+        if (multiset || !rel->columns(i).key()) continue;
+        out_ << (first ? "" : ",") << "\"" << JsonEscape(rel->columns(i).name())
+             << "\":" << JsonValue(key_source, i);
+        first = false;
+      }
+      out_ << "}";
+      auto object = [&](const char* name, const pb::Tuple& t, bool key_only) {
+        out_ << ",\"" << name << "\":{";
+        bool first_col = true;
+        for (int i = 0; i < ncols && i < static_cast<int>(t.kinds().size()); i++) {
+          if (key_only && !rel->columns(i).key()) continue;
+          out_ << (first_col ? "" : ",") << "\"" << JsonEscape(rel->columns(i).name())
+               << "\":" << JsonValue(t, i);
+          first_col = false;
+        }
+        out_ << "}";
+      };
+      if (c.op() == pb::Change::UPDATE) {
+        if (before) object("old", *before, false);
+        out_ << ",\"changed\":[";
+        bool first_col = true;
+        for (int i = 0; i < ncols; i++) {
+          if (before && SameValue(*before, c.new_tuple(), i)) continue;
+          out_ << (first_col ? "" : ",") << "\"" << JsonEscape(rel->columns(i).name()) << "\"";
+          first_col = false;
+        }
+        out_ << "]";
+      }
+      if (c.op() == pb::Change::DELETE) {
+        object("old", c.old_tuple(), c.old_kind() == 'K');
+      } else {
+        object("new", c.new_tuple(), false);
+      }
+      out_ << "}\n";
+      return Status::OK();
+    }
+    // Text: the key, then the values (insert), the changed columns (update).
+    if (!multiset) {
+      std::string names, values;
+      for (int i = 0; i < ncols; i++) {
+        if (!rel->columns(i).key()) continue;
+        names += (names.empty() ? "" : ", ") + rel->columns(i).name();
+        values += (values.empty() ? "" : ", ") + ShowValue(key_source, i);
+      }
+      out_ << " (" << names << ")=(" << values << ")";
+    }
+    if (c.op() == pb::Change::INSERT || (multiset && c.op() == pb::Change::DELETE)) {
+      const pb::Tuple& t = c.op() == pb::Change::INSERT ? c.new_tuple() : c.old_tuple();
+      for (int i = 0; i < ncols; i++) {
+        out_ << "\n    " << rel->columns(i).name() << ": " << ShowValue(t, i);
+      }
+    } else if (c.op() == pb::Change::UPDATE) {
+      for (int i = 0; i < ncols; i++) {
+        if (before && SameValue(*before, c.new_tuple(), i)) continue;
+        out_ << "\n    " << rel->columns(i).name() << ": "
+             << (before ? ShowValue(*before, i) : std::string("?")) << " → "
+             << ShowValue(c.new_tuple(), i);
+      }
+    }
+    out_ << "\n";
+    return Status::OK();
+  }
+
+  void Header(const pb::TxnHeader& h, const pb::Change& c, const pb::Relation* rel) {
+    if (json_()) {
+      out_ << "{\"time\":\"" << FormatTimestampUtc(h.commit_time_us()) << "\",\"xid\":" << h.xid()
+           << ",\"lsn\":\"" << FormatLsn(h.commit_lsn()) << "\",\"op\":\"" << OpName(c.op())
+           << "\"";
+      if (rel != nullptr && c.op() != pb::Change::TRUNCATE) {
+        out_ << ",\"schema\":\"" << JsonEscape(rel->nspname()) << "\",\"table\":\""
+             << JsonEscape(rel->relname()) << "\"";
+      }
+      return;
+    }
+    std::string op = OpName(c.op());
+    for (char& ch : op) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    out_ << FormatTimestampUtc(h.commit_time_us()) << "  xid " << h.xid() << "  "
+         << FormatLsn(h.commit_lsn()) << "  " << op;
+    if (rel != nullptr && c.op() != pb::Change::TRUNCATE) {
+      out_ << " " << rel->nspname() << "." << rel->relname();
+    }
+  }
+
+  bool json_() const { return options_.format == "json"; }
+
+  const ChangelogOptions& options_;
+  Store* store_;
+  std::ostream& out_;
+  std::optional<std::regex> pattern_;
+  std::optional<int64_t> since_;
+  std::optional<int64_t> until_;
+  std::map<std::pair<uint32_t, uint64_t>, pb::Relation> layouts_;
+};
+
+}  // namespace
+
+std::string JsonEscape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+Status ValidateChangelogOptions(const ChangelogOptions& options) {
+  if (options.format != "text" && options.format != "json") {
+    return Status::InvalidArgument("invalid --format \"" + options.format +
+                                   "\": expected text or json");
+  }
+  static const char* const kOps[] = {"", "insert", "update", "delete", "truncate", "message"};
+  if (std::find(std::begin(kOps), std::end(kOps), options.op) == std::end(kOps)) {
+    return Status::InvalidArgument("invalid --op \"" + options.op +
+                                   "\": expected insert, update, delete, truncate or message");
+  }
+  try {
+    if (!options.pattern.empty()) std::regex re(options.pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    return Status::InvalidArgument("invalid PATTERN \"" + options.pattern +
+                                   "\": not a regular expression (" + e.what() + ")");
+  }
+  if (!options.since.empty()) RETURN_IF_ERROR(ParseTimestamp(options.since).status());
+  if (!options.until.empty()) RETURN_IF_ERROR(ParseTimestamp(options.until).status());
+  return Status::OK();
+}
+
+Status RunChangelogGrep(const ChangelogOptions& options, std::ostream& out) {
+  RETURN_IF_ERROR(ValidateChangelogOptions(options));
+  ASSIGN_OR_RETURN(auto store, Store::OpenForRead(options.store_path));
+  RETURN_IF_ERROR(store->CatchUp());
+  Grep grep(options, store.get(), out);
+  return grep.Run();
+}
+
+}  // namespace pgtrail

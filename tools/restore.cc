@@ -1,1 +1,541 @@
-// placeholder: being written
+#include "tools/restore.h"
+
+#include <rocksdb/db.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "storage/cli.h"
+#include "storage/coding.h"
+#include "storage/copy_text.h"
+#include "storage/keys.h"
+#include "storage/pg.h"
+#include "storage/pg_time.h"
+
+namespace pgtrail {
+namespace {
+
+constexpr size_t kCopyChunkBytes = 1u << 20;
+
+std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+std::string TableName(const pb::Relation& rel) { return rel.nspname() + "." + rel.relname(); }
+
+bool MatchesTable(const std::string& wanted, const pb::Relation& rel) {
+  if (wanted == TableName(rel)) return true;
+  return wanted.find('.') == std::string::npos && wanted == rel.relname();
+}
+
+// A cursor over one table's snapshot rows, grouped by rowkey.
+class SnapshotCursor {
+ public:
+  SnapshotCursor(Store* store, uint64_t snapshot_id, const pb::Relation& rel, bool skip)
+      : prefix_(keys::SnapRowPrefix(snapshot_id, rel.relid())), multiset_(IsMultiset(rel)) {
+    it_.reset(store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Family::kSnapRow)));
+    if (skip) {
+      done_ = true;
+      return;
+    }
+    it_->Seek(prefix_);
+    Settle();
+  }
+  bool done() const { return done_; }
+  std::string_view rowkey() const { return rowkey_; }
+  const rocksdb::Slice value() const { return it_->value(); }
+  void Next() {
+    it_->Next();
+    Settle();
+  }
+  Status status() const {
+    return it_->status().ok() ? Status::OK() : Status::IOError(it_->status().ToString());
+  }
+
+ private:
+  void Settle() {
+    if (!it_->Valid() || !it_->key().starts_with(prefix_)) {
+      done_ = true;
+      return;
+    }
+    std::string_view key = ToView(it_->key());
+    key.remove_prefix(prefix_.size());
+    if (multiset_ && key.size() >= 8) key.remove_suffix(8);
+    rowkey_ = key;
+  }
+
+  std::unique_ptr<rocksdb::Iterator> it_;
+  std::string prefix_;
+  bool multiset_;
+  bool done_ = false;
+  std::string_view rowkey_;
+};
+
+// A cursor over one table's row-index entries.
+class RowIdxCursor {
+ public:
+  RowIdxCursor(Store* store, uint32_t relid) : prefix_(keys::RowIdxPrefix(relid)) {
+    it_.reset(store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Family::kRowIdx)));
+    it_->Seek(prefix_);
+    Settle();
+  }
+  bool done() const { return done_; }
+  std::string_view rowkey() const { return rowkey_; }
+  uint64_t lsn() const { return lsn_; }
+  uint32_t seq() const { return seq_; }
+  char op() const { return op_; }
+  void Next() {
+    it_->Next();
+    Settle();
+  }
+  Status status() const { return status_; }
+
+ private:
+  void Settle() {
+    if (!it_->Valid() || !it_->key().starts_with(prefix_)) {
+      done_ = true;
+      if (!it_->status().ok()) status_ = Status::IOError(it_->status().ToString());
+      return;
+    }
+    uint32_t relid;
+    status_ = keys::ParseRowIdxKey(ToView(it_->key()), &relid, &rowkey_, &lsn_, &seq_);
+    if (!status_.ok() || it_->value().size() != 1) {
+      if (status_.ok()) status_ = Status::Corruption("store: bad row index entry");
+      done_ = true;
+      return;
+    }
+    op_ = it_->value()[0];
+  }
+
+  std::unique_ptr<rocksdb::Iterator> it_;
+  std::string prefix_;
+  bool done_ = false;
+  std::string_view rowkey_;
+  uint64_t lsn_ = 0;
+  uint32_t seq_ = 0;
+  char op_ = 0;
+  Status status_;
+};
+
+Status RowFromRowKey(const pb::Relation& rel, std::string_view rowkey, pb::Tuple* out) {
+  std::vector<std::string> texts;
+  std::vector<bool> nulls;
+  size_t used = 0;
+  RETURN_IF_ERROR(keys::ParseRowKey(rowkey, rel.columns_size(), &texts, &nulls, &used));
+  out->Clear();
+  for (size_t i = 0; i < texts.size(); i++) {
+    out->mutable_kinds()->push_back(nulls[i] ? 'n' : 't');
+    out->add_values(std::move(texts[i]));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+std::string StripMetaCommands(const std::string& sql) {
+  std::string out;
+  out.reserve(sql.size());
+  std::istringstream in(sql);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("\\restrict", 0) == 0 || line.rfind("\\unrestrict", 0) == 0) continue;
+    out += line;
+    out += '\n';
+  }
+  return out;
+}
+
+Result<RestorePlan> PlanRestore(Store* store, const RestoreOptions& options) {
+  RestorePlan plan;
+  ASSIGN_OR_RETURN(plan.target_time_us, ParseTimestamp(options.to_time));
+  ASSIGN_OR_RETURN(plan.meta, store->ReadMeta());
+  ASSIGN_OR_RETURN(auto snapshots, store->ListSnapshots());
+  if (snapshots.empty()) {
+    return Status::FailedPrecondition("the store at " + store->path() +
+                                      " has no complete base snapshot yet"
+                                      "\nHINT: wait for pgtrail-agent to finish its first start");
+  }
+  const int64_t first = snapshots.front().taken_at_us();
+  const int64_t last = std::max(plan.meta.max_commit_time_us(), snapshots.back().taken_at_us());
+  const std::string range = "the store covers " + FormatTimestampUtc(first) + " to " +
+                            FormatTimestampUtc(last) + " (UTC)";
+  if (plan.target_time_us < first) {
+    return Status::InvalidArgument("time " + FormatTimestampUtc(plan.target_time_us) +
+                                   " is before the first base snapshot: " + range);
+  }
+  if (plan.target_time_us > last) {
+    return Status::InvalidArgument("time " + FormatTimestampUtc(plan.target_time_us) +
+                                   " is after the last captured commit: " + range);
+  }
+  for (const auto& s : snapshots) {
+    if (s.taken_at_us() <= plan.target_time_us) plan.snapshot = s;
+  }
+
+  // Replay order is commit-LSN order; stop before the first transaction whose
+  // commit time is later than the target (PostgreSQL's recovery_target_time).
+  ASSIGN_OR_RETURN(auto stop, store->FirstCommitLaterThan(plan.target_time_us));
+  std::optional<pb::TxnHeader> last_txn;
+  if (stop) {
+    ASSIGN_OR_RETURN(last_txn, store->LastTxnBefore(*stop, /*inclusive=*/false));
+  } else {
+    ASSIGN_OR_RETURN(last_txn, store->LastTxnBefore(plan.meta.last_commit_lsn(), true));
+  }
+  if (last_txn && last_txn->commit_lsn() >= plan.snapshot.consistent_lsn()) {
+    plan.last_txn = last_txn;
+    // Transactions after the snapshot: ordinals are consecutive.
+    uint64_t first_ordinal = 0;
+    RETURN_IF_ERROR(store->ForEachTxn(plan.snapshot.consistent_lsn(), UINT64_MAX,
+                                      [&](const pb::TxnHeader& h) {
+                                        first_ordinal = h.ordinal();
+                                        return false;
+                                      }));
+    plan.txns_applied = last_txn->ordinal() - first_ordinal + 1;
+  }
+
+  const uint64_t layout_lsn =
+      plan.last_txn ? plan.last_txn->commit_lsn() : plan.snapshot.consistent_lsn();
+  std::vector<bool> used(options.tables.size(), false);
+  for (const pb::SnapshotTable& t : plan.snapshot.tables()) {
+    ASSIGN_OR_RETURN(auto layout, store->GetRelation(t.relid(), layout_lsn));
+    if (!layout) {
+      return Status::Corruption("store: no layout for table " + t.nspname() + "." + t.relname());
+    }
+    bool wanted = options.tables.empty();
+    for (size_t i = 0; i < options.tables.size(); i++) {
+      if (MatchesTable(options.tables[i], *layout)) {
+        wanted = true;
+        used[i] = true;
+      }
+    }
+    if (!wanted) continue;
+    RestoreTable table;
+    table.layout = std::move(*layout);
+    plan.tables.push_back(std::move(table));
+  }
+  for (size_t i = 0; i < options.tables.size(); i++) {
+    if (!used[i]) {
+      std::string known;
+      for (const auto& t : plan.snapshot.tables()) {
+        known += (known.empty() ? "" : ", ") + t.nspname() + "." + t.relname();
+      }
+      return Status::InvalidArgument("no table \"" + options.tables[i] +
+                                     "\" in the store; tables: " + known);
+    }
+  }
+  return plan;
+}
+
+Status ForEachRowAt(Store* store, const RestorePlan& plan, const pb::Relation& layout,
+                    const std::function<Status(const pb::Tuple&, uint64_t)>& emit) {
+  const uint64_t floor_lsn = plan.snapshot.consistent_lsn();
+  const bool have_txns = plan.last_txn.has_value();
+  const uint64_t cutoff = have_txns ? plan.last_txn->commit_lsn() : 0;
+  const uint32_t relid = layout.relid();
+  const bool multiset = IsMultiset(layout);
+
+  // The last TRUNCATE of this table in the window clears everything before it.
+  bool truncated = false;
+  uint64_t trunc_lsn = 0;
+  uint32_t trunc_seq = 0;
+  if (have_txns) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Family::kTruncate)));
+    it->SeekForPrev(keys::TruncateKey(relid, cutoff, UINT32_MAX));
+    if (it->Valid()) {
+      uint32_t r;
+      RETURN_IF_ERROR(keys::ParseTruncateKey(ToView(it->key()), &r, &trunc_lsn, &trunc_seq));
+      truncated = r == relid && trunc_lsn >= floor_lsn;
+    }
+  }
+  auto in_window = [&](uint64_t lsn, uint32_t seq) {
+    if (!have_txns || lsn < floor_lsn || lsn > cutoff) return false;
+    if (truncated && (lsn < trunc_lsn || (lsn == trunc_lsn && seq <= trunc_seq))) return false;
+    return true;
+  };
+
+  SnapshotCursor snap(store, plan.snapshot.id(), layout, truncated);
+  RowIdxCursor idx(store, relid);
+  pb::Tuple row;
+  std::string current;
+  while (!snap.done() || !idx.done()) {
+    // The smallest rowkey of the two cursors.
+    if (snap.done()) {
+      current = idx.rowkey();
+    } else if (idx.done()) {
+      current = snap.rowkey();
+    } else {
+      current = std::min(snap.rowkey(), idx.rowkey());
+    }
+    uint64_t snap_copies = 0;
+    bool have_snap_row = false;
+    while (!snap.done() && snap.rowkey() == current) {
+      if (!have_snap_row) {
+        RETURN_IF_ERROR(ParseStored(ToView(snap.value()), "snapshot row", &row));
+        have_snap_row = true;
+      }
+      snap_copies++;
+      snap.Next();
+    }
+    int64_t delta = 0;
+    bool have_entry = false;
+    char last_op = 0;
+    uint64_t last_lsn = 0;
+    uint32_t last_seq = 0;
+    while (!idx.done() && idx.rowkey() == current) {
+      if (in_window(idx.lsn(), idx.seq())) {
+        have_entry = true;
+        last_op = idx.op();
+        last_lsn = idx.lsn();
+        last_seq = idx.seq();
+        if (idx.op() == static_cast<char>(keys::RowOp::kAddOne)) delta++;
+        if (idx.op() == static_cast<char>(keys::RowOp::kRemoveOne)) delta--;
+      }
+      idx.Next();
+    }
+    RETURN_IF_ERROR(idx.status());
+
+    if (multiset) {
+      const int64_t copies = static_cast<int64_t>(snap_copies) + delta;
+      if (copies < 0) {
+        return Status::Corruption("store: more deletes than rows for a row of " +
+                                  TableName(layout));
+      }
+      if (copies == 0) continue;
+      if (!have_snap_row) RETURN_IF_ERROR(RowFromRowKey(layout, current, &row));
+      RETURN_IF_ERROR(emit(row, static_cast<uint64_t>(copies)));
+      continue;
+    }
+    if (have_entry) {
+      if (last_op == static_cast<char>(keys::RowOp::kDelete)) continue;
+      ASSIGN_OR_RETURN(pb::Change change, store->GetChange(last_lsn, last_seq));
+      row = std::move(*change.mutable_new_tuple());
+      RETURN_IF_ERROR(emit(row, 1));
+    } else if (have_snap_row) {
+      RETURN_IF_ERROR(emit(row, 1));
+    }
+  }
+  return snap.status();
+}
+
+Status CountRows(Store* store, RestorePlan* plan) {
+  for (RestoreTable& t : plan->tables) {
+    t.rows = 0;
+    RETURN_IF_ERROR(ForEachRowAt(store, *plan, t.layout, [&](const pb::Tuple&, uint64_t n) {
+      t.rows += n;
+      return Status::OK();
+    }));
+  }
+  return Status::OK();
+}
+
+void PrintPlan(const RestorePlan& plan, bool with_rows, std::ostream& out) {
+  out << "restore point: " << FormatTimestampUtc(plan.target_time_us) << " (UTC)\n";
+  out << "base snapshot: " << plan.snapshot.id() << " at "
+      << FormatLsn(plan.snapshot.consistent_lsn()) << ", taken "
+      << FormatTimestampUtc(plan.snapshot.taken_at_us()) << "\n";
+  if (plan.last_txn) {
+    out << "last transaction included: xid " << plan.last_txn->xid() << ", committed "
+        << FormatTimestampUtc(plan.last_txn->commit_time_us()) << ", LSN "
+        << FormatLsn(plan.last_txn->commit_lsn()) << "\n";
+  } else {
+    out << "last transaction included: none after the base snapshot\n";
+  }
+  out << "transactions after the snapshot: " << plan.txns_applied << "\n";
+  out << "tables: " << plan.tables.size() << "\n";
+  for (const RestoreTable& t : plan.tables) {
+    out << "  " << TableName(t.layout);
+    if (with_rows) out << ": " << t.rows << " rows";
+    out << "\n";
+  }
+}
+
+namespace {
+
+// Connects to the target, creating its database if it does not exist.
+Result<std::unique_ptr<PgConn>> ConnectTarget(const std::string& target, std::ostream& out) {
+  ConnOverrides settings = {
+      {"client_encoding", "UTF8"},
+      {"options", "-c datestyle=ISO -c intervalstyle=postgres -c timezone=UTC"}};
+  auto conn = PgConn::Connect(target, settings);
+  if (conn.ok()) return conn;
+  // Maybe the database does not exist yet: create it from a maintenance DB.
+  ASSIGN_OR_RETURN(std::string dbname, ConninfoValue(target, "dbname"));
+  if (dbname.empty()) return conn.status();
+  Result<std::unique_ptr<PgConn>> admin = PgConn::Connect(target, {{"dbname", "postgres"}});
+  if (!admin.ok()) admin = PgConn::Connect(target, {{"dbname", "template1"}});
+  if (!admin.ok()) return conn.status();
+  ASSIGN_OR_RETURN(PgResult exists,
+                   (*admin)->QueryParams("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1",
+                                         {dbname}));
+  if (exists.rows() > 0) return conn.status();
+  RETURN_IF_ERROR((*admin)->Exec("CREATE DATABASE " + QuoteIdent(dbname) + " TEMPLATE template0")
+                      .WithContext("cannot create target database \"" + dbname + "\""));
+  out << "created database \"" << dbname << "\"\n";
+  return PgConn::Connect(target, settings);
+}
+
+Status CheckTarget(PgConn* conn, const pb::StoreMeta& meta) {
+  // The source itself: same cluster and database, or holding our slot.
+  ASSIGN_OR_RETURN(PgResult db, conn->QueryParams(
+                                    "SELECT current_database(), EXISTS (SELECT 1 FROM "
+                                    "pg_catalog.pg_replication_slots WHERE slot_name = $1 AND "
+                                    "database = current_database())",
+                                    {meta.slot()}));
+  bool is_source = db.Get(0, 1) == "t";
+  auto sysid = conn->Query("SELECT system_identifier::text FROM pg_catalog.pg_control_system()");
+  if (sysid.ok() && sysid->rows() == 1 && sysid->GetString(0, 0) == meta.system_id() &&
+      db.GetString(0, 0) == meta.dbname()) {
+    is_source = true;
+  }
+  if (is_source) {
+    return Status::FailedPrecondition(
+        "the target is the source database \"" + meta.dbname() +
+        "\" itself\nHINT: restore into a new database, e.g. dbname=" + meta.dbname() +
+        "_restored");
+  }
+  ASSIGN_OR_RETURN(PgResult objects,
+                   conn->Query("SELECT count(*) FROM pg_catalog.pg_class c "
+                               "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                               "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                               "AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'"));
+  if (objects.Get(0, 0) != "0") {
+    return Status::FailedPrecondition("the target database \"" + db.GetString(0, 0) +
+                                      "\" is not empty (" + objects.GetString(0, 0) +
+                                      " relations)\nHINT: restore into a new or empty database");
+  }
+  return Status::OK();
+}
+
+Status CopyTableIn(Store* store, const RestorePlan& plan, PgConn* conn, RestoreTable* table) {
+  const pb::Relation& rel = table->layout;
+  std::string sql = "COPY " + QualifiedName(rel.nspname(), rel.relname()) + " (";
+  for (int i = 0; i < rel.columns_size(); i++) {
+    sql += (i > 0 ? ", " : "") + QuoteIdent(rel.columns(i).name());
+  }
+  sql += ") FROM STDIN";
+  PGresult* res = PQexec(conn->get(), sql.c_str());
+  const bool copy_in = PQresultStatus(res) == PGRES_COPY_IN;
+  std::string err = PQresultErrorMessage(res);
+  PQclear(res);
+  if (!copy_in) {
+    return Status::FailedPrecondition("cannot load " + TableName(rel) + ": " + err);
+  }
+  std::string buffer;
+  uint64_t rows = 0;
+  auto send = [&]() -> Status {
+    if (PQputCopyData(conn->get(), buffer.data(), static_cast<int>(buffer.size())) != 1) {
+      return Status::Unavailable("load of " + TableName(rel) + " failed: " + conn->LastError());
+    }
+    buffer.clear();
+    return Status::OK();
+  };
+  Status st = ForEachRowAt(store, plan, rel, [&](const pb::Tuple& row, uint64_t copies) {
+    if (row.kinds().find('?') != std::string::npos) {
+      return Status::Corruption("a row of " + TableName(rel) +
+                                " holds a TOAST value that was never captured; the restore "
+                                "would not be exact");
+    }
+    for (uint64_t i = 0; i < copies; i++) AppendCopyTextRow(&buffer, row);
+    rows += copies;
+    if (buffer.size() >= kCopyChunkBytes) return send();
+    return Status::OK();
+  });
+  if (st.ok() && !buffer.empty()) st = send();
+  if (PQputCopyEnd(conn->get(), st.ok() ? nullptr : "pgtrail: load aborted") != 1) {
+    return Status::Unavailable("load of " + TableName(rel) + " failed: " + conn->LastError());
+  }
+  while (PGresult* r = PQgetResult(conn->get())) {
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && st.ok()) {
+      st = Status::FailedPrecondition("load of " + TableName(rel) +
+                                      " failed: " + PQresultErrorMessage(r));
+    }
+    PQclear(r);
+  }
+  table->rows = rows;
+  return st;
+}
+
+// Sets every sequence from the snapshot, never below max() of a column it owns.
+Status RestoreSequences(PgConn* conn, const RestorePlan& plan) {
+  for (const pb::SequenceValue& seq : plan.snapshot.sequences()) {
+    const std::string name = QualifiedName(seq.nspname(), seq.relname());
+    ASSIGN_OR_RETURN(PgResult exists,
+                     conn->QueryParams("SELECT to_regclass($1) IS NOT NULL", {name}));
+    if (exists.Get(0, 0) != "t") continue;  // its table was not restored (--tables)
+    ASSIGN_OR_RETURN(
+        PgResult owned,
+        conn->QueryParams("SELECT d.refobjid::regclass::text, a.attname FROM pg_catalog.pg_depend d "
+                          "JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid "
+                          "AND a.attnum = d.refobjsubid "
+                          "WHERE d.classid = 'pg_catalog.pg_class'::regclass "
+                          "AND d.objid = $1::regclass AND d.deptype IN ('a', 'i')",
+                          {name}));
+    int64_t value = seq.last_value();
+    bool is_called = seq.is_called();
+    for (int i = 0; i < owned.rows(); i++) {
+      ASSIGN_OR_RETURN(PgResult max, conn->Query("SELECT max(" + QuoteIdent(owned.Get(i, 1)) +
+                                                 ")::bigint FROM " + owned.GetString(i, 0)));
+      if (!max.IsNull(0, 0)) {
+        const int64_t m = std::stoll(max.GetString(0, 0));
+        if (m > value || (m == value && !is_called)) {
+          value = m;
+          is_called = true;
+        }
+      }
+    }
+    RETURN_IF_ERROR(conn->QueryParams("SELECT pg_catalog.setval($1::regclass, $2, $3)",
+                                      {name, std::to_string(value), is_called ? "true" : "false"})
+                        .status());
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status ExecuteRestore(Store* store, RestorePlan* plan, const RestoreOptions& options,
+                      std::ostream& out) {
+  ASSIGN_OR_RETURN(auto conn, ConnectTarget(options.target, out));
+  RETURN_IF_ERROR(CheckTarget(conn.get(), plan->meta));
+  out << "restoring into " << conn->Describe() << "\n";
+  // All or nothing: one transaction, so a failed restore leaves no half database.
+  RETURN_IF_ERROR(conn->Exec("BEGIN"));
+  RETURN_IF_ERROR(conn->Exec(StripMetaCommands(plan->snapshot.pre_data_sql()))
+                      .WithContext("schema (pre-data)"));
+  RETURN_IF_ERROR(conn->Exec("SET search_path = pg_catalog"));
+  uint64_t total = 0;
+  for (RestoreTable& t : plan->tables) {
+    RETURN_IF_ERROR(CopyTableIn(store, *plan, conn.get(), &t));
+    total += t.rows;
+    out << "  " << TableName(t.layout) << ": " << t.rows << " rows\n";
+  }
+  RETURN_IF_ERROR(conn->Exec(StripMetaCommands(plan->snapshot.post_data_sql()))
+                      .WithContext("schema (post-data)"));
+  RETURN_IF_ERROR(conn->Exec("SET search_path = pg_catalog"));
+  RETURN_IF_ERROR(RestoreSequences(conn.get(), *plan));
+  RETURN_IF_ERROR(conn->Exec("COMMIT"));
+  out << "restored " << plan->tables.size() << " tables, " << total << " rows\n";
+  return Status::OK();
+}
+
+int RunRestoreCommand(const RestoreOptions& options, std::ostream& out) {
+  const char* kProgram = "pitr-restore";
+  auto store = Store::OpenForRead(options.store_path);
+  if (!store.ok()) return ReportError(kProgram, store.status());
+  if (Status st = (*store)->CatchUp(); !st.ok()) return ReportError(kProgram, st);
+  auto plan = PlanRestore(store->get(), options);
+  if (!plan.ok()) return ReportError(kProgram, plan.status());
+  if (options.dry_run) {
+    if (Status st = CountRows(store->get(), &*plan); !st.ok()) return ReportError(kProgram, st);
+    PrintPlan(*plan, /*with_rows=*/true, out);
+    out << "dry run: nothing was written\n";
+    return 0;
+  }
+  PrintPlan(*plan, /*with_rows=*/false, out);
+  if (Status st = ExecuteRestore(store->get(), &*plan, options, out); !st.ok()) {
+    return ReportError(kProgram, st);
+  }
+  return 0;
+}
+
+}  // namespace pgtrail

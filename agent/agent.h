@@ -1,0 +1,37 @@
+// pgtrail-agent: first start (publication, slot, base snapshot), then
+// streaming forever with group commit, feedback, reconnects and clean stop.
+#ifndef PGTRAIL_AGENT_AGENT_H_
+#define PGTRAIL_AGENT_AGENT_H_
+
+#include <atomic>
+#include <string>
+
+#include "storage/status.h"
+
+namespace pgtrail {
+
+struct AgentOptions {
+  std::string source;  // libpq conninfo or URI; "" = PG* environment
+  std::string store_path;
+  std::string slot = "pgtrail";
+  std::string publication = "pgtrail";
+  int status_interval_ms = 10000;    // unprompted standby status updates
+  int progress_interval_ms = 30000;  // progress log lines
+  int max_backoff_ms = 30000;
+  // Group commit: flush once the stream is drained, or at these bounds.
+  size_t max_group_txns = 4096;
+  size_t max_group_bytes = 16u << 20;
+  int max_group_delay_ms = 200;
+};
+
+// Checks what can be checked before connecting (slot name syntax, ...).
+Status ValidateAgentOptions(const AgentOptions& options);
+
+// Runs until *stop becomes true (then returns OK after a clean stop) or an
+// error that retrying cannot fix (a different cluster, a lost slot, a foreign
+// store). Connection losses are retried with backoff.
+Status RunAgent(const AgentOptions& options, const std::atomic<bool>* stop);
+
+}  // namespace pgtrail
+
+#endif  // PGTRAIL_AGENT_AGENT_H_

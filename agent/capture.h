@@ -1,0 +1,133 @@
+// Capture: turns the decoded pgoutput stream into stored transactions.
+//
+// It assembles Begin..Commit into one transaction, keeps the relation layout
+// current at each LSN, resolves unchanged TOAST values from the row's last
+// image, maintains the row and truncate indexes, and groups committed
+// transactions into one synced WriteBatch together with the new resume LSN
+// (Flush). No network I/O: the agent feeds it messages and decides when to
+// flush; tests can drive it with decoded fixtures.
+#ifndef PGTRAIL_AGENT_CAPTURE_H_
+#define PGTRAIL_AGENT_CAPTURE_H_
+
+#include <rocksdb/write_batch.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include "agent/pgoutput.h"
+#include "proto/pgtrail.pb.h"
+#include "storage/store.h"
+
+namespace pgtrail {
+
+struct CaptureStats {
+  uint64_t txns_stored = 0;
+  uint64_t txns_skipped = 0;  // already stored: resent after a reconnect
+  uint64_t changes_stored = 0;
+  uint64_t flushes = 0;
+  uint64_t unresolved_toast = 0;
+};
+
+class Capture {
+ public:
+  // REQUIRES: store outlives the Capture and is open for writing.
+  explicit Capture(Store* store);
+  Capture(const Capture&) = delete;
+  Capture& operator=(const Capture&) = delete;
+
+  // Loads the resume LSN and counters from the store's meta.
+  Status Init();
+
+  // Feeds one decoded message. kCorruption on a protocol violation (Begin
+  // inside a transaction, a change for an unknown relation, ...).
+  Status OnMessage(const pgoutput::Message& msg);
+
+  // Forgets everything received but not flushed except complete
+  // transactions, and the relation cache: called after the stream broke.
+  // The server resends from the last flushed LSN.
+  void ResetStream();
+
+  // Writes the pending transactions and the new resume LSN in one synced
+  // batch. After it returns OK, durable_lsn() may be reported to the server.
+  Status Flush();
+
+  bool in_transaction() const { return txn_.has_value(); }
+  // Complete transactions waiting for Flush().
+  size_t pending_txns() const { return pending_txns_; }
+  size_t pending_bytes() const { return batch_.GetDataSize(); }
+  // End LSN of the last durable transaction (the resume LSN).
+  uint64_t durable_lsn() const { return durable_lsn_; }
+  // End LSN of the last complete transaction received (durable or pending).
+  uint64_t received_lsn() const { return received_lsn_; }
+  const pb::StoreMeta& meta() const { return meta_; }
+  const CaptureStats& stats() const { return stats_; }
+
+  // A transaction grows past this many bytes of pending writes: everything
+  // complete is flushed and the transaction's changes so far are written
+  // ahead (invisible to readers until its header is written), so memory stays
+  // bounded whatever the transaction's size.
+  static constexpr size_t kSpillBytes = 32u << 20;
+
+ private:
+  struct OpenTxn {
+    uint32_t xid = 0;
+    uint64_t commit_lsn = 0;
+    int64_t commit_time_us = 0;
+    std::string origin;
+    uint64_t origin_lsn = 0;
+    bool skip = false;
+    uint32_t next_seq = 0;
+  };
+
+  Status OnBegin(const pgoutput::Begin& begin);
+  Status OnCommit(const pgoutput::Commit& commit);
+  Status OnRelation(const pgoutput::Relation& rel);
+  Status OnInsert(const pgoutput::Insert& ins);
+  Status OnUpdate(const pgoutput::Update& upd);
+  Status OnDelete(const pgoutput::Delete& del);
+  Status OnTruncate(const pgoutput::Truncate& trunc);
+  Status OnLogicalMessage(const pgoutput::LogicalMessage& msg);
+
+  Result<const pb::Relation*> RelationFor(uint32_t relid, const char* what);
+  // Converts a wire tuple; resolves 'u' columns from old_tuple/previous image.
+  Status ResolveNewTuple(const pb::Relation& rel, const pgoutput::TupleData& wire,
+                         const pb::Tuple* old_tuple, char old_kind, const std::string* rowkey,
+                         pb::Tuple* out);
+  Result<std::optional<pb::Tuple>> PreviousImage(uint32_t relid, const std::string& rowkey,
+                                                 uint32_t seq);
+  void PutRowIndex(uint32_t relid, const std::string& rowkey, uint32_t seq, keys::RowOp op,
+                   const pb::Tuple* image);
+  Status PutChange(uint32_t seq, const pb::Change& change);
+  Status MaybeSpill();
+  void WarnOnce(uint32_t relid, const std::string& message);
+
+  Store* store_;
+  pb::StoreMeta meta_;          // as it will be after the next Flush
+  uint64_t durable_lsn_ = 0;    // meta as last written
+  uint64_t received_lsn_ = 0;
+  rocksdb::WriteBatch batch_;
+  size_t pending_txns_ = 0;
+  std::optional<OpenTxn> txn_;
+  CaptureStats stats_;
+
+  // Layouts as last received (R messages), and as last stored.
+  std::unordered_map<uint32_t, pb::Relation> relcache_;
+  std::unordered_map<uint32_t, pb::Relation> stored_layout_;
+  // Row images written to batch_ but not yet to the store: key = relid +
+  // rowkey; nullopt = deleted. Cleared when batch_ is written.
+  std::unordered_map<std::string, std::optional<pb::Tuple>> overlay_;
+  std::set<uint32_t> truncated_in_batch_;
+  std::set<std::pair<uint32_t, std::string>> warned_;
+};
+
+// True if two layouts have the same name, identity and columns (name, type,
+// typmod, key flag).
+bool SameLayout(const pb::Relation& a, const pb::Relation& b);
+
+}  // namespace pgtrail
+
+#endif  // PGTRAIL_AGENT_CAPTURE_H_

@@ -1,0 +1,34 @@
+// changelog grep: the stored history as a readable audit log.
+#ifndef PGTRAIL_TOOLS_CHANGELOG_H_
+#define PGTRAIL_TOOLS_CHANGELOG_H_
+
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "storage/status.h"
+
+namespace pgtrail {
+
+struct ChangelogOptions {
+  std::string store_path;
+  std::string pattern;  // ECMAScript regular expression over the change's values; "" = all
+  std::string table;    // "schema.table" or "table"; "" = all
+  std::string since;    // PostgreSQL timestamps; "" = unbounded
+  std::string until;
+  std::string op;       // insert | update | delete | truncate | message; "" = all
+  std::string format = "text";  // text | json
+};
+
+// Validates the options (pattern, times, op, format) before any work.
+Status ValidateChangelogOptions(const ChangelogOptions& options);
+
+// Prints matching changes, oldest first (commit LSN order).
+Status RunChangelogGrep(const ChangelogOptions& options, std::ostream& out);
+
+// Escapes s as the inside of a JSON string.
+std::string JsonEscape(std::string_view s);
+
+}  // namespace pgtrail
+
+#endif  // PGTRAIL_TOOLS_CHANGELOG_H_
