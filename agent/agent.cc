@@ -209,11 +209,15 @@ class Agent {
           server_wal_end = std::max(server_wal_end, frame.wal_end);
           // Idle advance: nothing open or pending, everything received is
           // durable, so the slot may move on to the server's WAL end.
+          bool advanced = false;
           if (!capture_->in_transaction() && capture_->pending_txns() == 0 &&
               capture_->received_lsn() == capture_->durable_lsn() && frame.wal_end > reported_) {
             reported_ = frame.wal_end;
+            advanced = true;
           }
-          if (frame.reply_requested) {
+          // The walsender pings when our flush position trails what it has
+          // sent; answering at once lets the slot follow an idle server.
+          if (frame.reply_requested || advanced) {
             RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()),
                                                 reported_, false));
             last_status_ = Clock::now();

@@ -491,6 +491,54 @@ Status RestoreSequences(PgConn* conn, const RestorePlan& plan) {
   return Status::OK();
 }
 
+// --tables: the pre-data step created every table; the ones not chosen go
+// again, with what depends on them (their owned sequences, views).
+Status DropUnchosenTables(PgConn* conn, const RestorePlan& plan) {
+  for (const pb::SnapshotTable& t : plan.snapshot.tables()) {
+    bool chosen = false;
+    for (const RestoreTable& r : plan.tables) chosen = chosen || r.layout.relid() == t.relid();
+    if (chosen) continue;
+    RETURN_IF_ERROR(conn->Exec("DROP TABLE IF EXISTS " + QualifiedName(t.nspname(), t.relname()) +
+                               " CASCADE"));
+  }
+  return Status::OK();
+}
+
+// Splits pg_dump's plain output into its entries (each begins with a
+// "-- Name: ...; Type: ..." comment block); the first chunk is the preamble.
+std::vector<std::string> SplitDumpEntries(const std::string& sql) {
+  std::vector<std::string> entries(1);
+  std::istringstream in(StripMetaCommands(sql));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("-- Name: ", 0) == 0) entries.emplace_back();
+    entries.back() += line;
+    entries.back() += '\n';
+  }
+  return entries;
+}
+
+// --tables: indexes, constraints and triggers of the chosen tables. An entry
+// that names a table that was not restored (a foreign key to it, say) is
+// skipped; every other failure fails the restore.
+Status ApplyPostDataForChosen(PgConn* conn, const std::string& post_data) {
+  std::vector<std::string> entries = SplitDumpEntries(post_data);
+  RETURN_IF_ERROR(conn->Exec(entries.front()));
+  for (size_t i = 1; i < entries.size(); i++) {
+    RETURN_IF_ERROR(conn->Exec("SAVEPOINT pgtrail_entry"));
+    Status st = conn->Exec(entries[i]);
+    if (!st.ok()) {
+      if (st.code() != Status::kFailedPrecondition ||
+          st.message().find("does not exist") == std::string::npos) {
+        return st.WithContext("schema (post-data)");
+      }
+      RETURN_IF_ERROR(conn->Exec("ROLLBACK TO SAVEPOINT pgtrail_entry"));
+    }
+    RETURN_IF_ERROR(conn->Exec("RELEASE SAVEPOINT pgtrail_entry"));
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Status ExecuteRestore(Store* store, RestorePlan* plan, const RestoreOptions& options,
@@ -509,8 +557,13 @@ Status ExecuteRestore(Store* store, RestorePlan* plan, const RestoreOptions& opt
     total += t.rows;
     out << "  " << TableName(t.layout) << ": " << t.rows << " rows\n";
   }
-  RETURN_IF_ERROR(conn->Exec(StripMetaCommands(plan->snapshot.post_data_sql()))
-                      .WithContext("schema (post-data)"));
+  if (options.tables.empty()) {
+    RETURN_IF_ERROR(conn->Exec(StripMetaCommands(plan->snapshot.post_data_sql()))
+                        .WithContext("schema (post-data)"));
+  } else {
+    RETURN_IF_ERROR(DropUnchosenTables(conn.get(), *plan));
+    RETURN_IF_ERROR(ApplyPostDataForChosen(conn.get(), plan->snapshot.post_data_sql()));
+  }
   RETURN_IF_ERROR(conn->Exec("SET search_path = pg_catalog"));
   RETURN_IF_ERROR(RestoreSequences(conn.get(), *plan));
   RETURN_IF_ERROR(conn->Exec("COMMIT"));
