@@ -205,7 +205,7 @@ class Agent {
           server_wal_end = std::max(server_wal_end, frame.wal_end);
           break;
         }
-        case StreamFrame::kKeepalive:
+        case StreamFrame::kKeepalive: {
           server_wal_end = std::max(server_wal_end, frame.wal_end);
           // Idle advance: nothing open or pending, everything received is
           // durable, so the slot may move on to the server's WAL end.
@@ -223,6 +223,7 @@ class Agent {
             last_status_ = Clock::now();
           }
           break;
+        }
         case StreamFrame::kEnd:
           return Status::Unavailable("the server ended the replication stream");
         case StreamFrame::kNone:
