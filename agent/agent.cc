@@ -244,11 +244,12 @@ class Agent {
       if (MsSince(last_progress) >= options_.progress_interval_ms) {
         const double secs = MsSince(last_progress) / 1000.0;
         const uint64_t txns = capture_->stats().txns_stored;
-        const uint64_t lag =
-            server_wal_end > capture_->durable_lsn() ? server_wal_end - capture_->durable_lsn() : 0;
-        spdlog::info("progress: durable at {}, server at {}, lag {} bytes, {:.1f} txn/s, "
-                     "{} txns stored, {} resent txns skipped",
-                     FormatLsn(capture_->durable_lsn()), FormatLsn(server_wal_end), lag,
+        const uint64_t confirmed = std::max(reported_, capture_->durable_lsn());
+        const uint64_t lag = server_wal_end > confirmed ? server_wal_end - confirmed : 0;
+        spdlog::info("progress: durable at {}, confirmed {}, server at {}, lag {} bytes, "
+                     "{:.1f} txn/s, {} txns stored, {} resent txns skipped",
+                     FormatLsn(capture_->durable_lsn()), FormatLsn(confirmed),
+                     FormatLsn(server_wal_end), lag,
                      (txns - txns_at_last_progress) / secs, txns, capture_->stats().txns_skipped);
         txns_at_last_progress = txns;
         last_progress = Clock::now();
