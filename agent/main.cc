@@ -5,6 +5,7 @@
 #include <atomic>
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <exception>
 #include <fstream>
 #include <iostream>
 
@@ -94,7 +95,12 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  pgtrail::Status st = pgtrail::RunAgent(options, &g_stop);
+  pgtrail::Status st;
+  try {
+    st = pgtrail::RunAgent(options, &g_stop);
+  } catch (const std::exception& e) {  // the edge: no exception escapes as an abort
+    st = pgtrail::Status::Internal(std::string("unexpected failure: ") + e.what());
+  }
   if (!st.ok()) return pgtrail::ReportError(kProgram, st);
   return 0;
 }

@@ -1,6 +1,7 @@
 // changelog: parse options and run `changelog grep`.
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <exception>
 #include <cstring>
 #include <iostream>
 
@@ -62,7 +63,12 @@ int main(int argc, char** argv) {
     return pgtrail::kUsageExitCode;
   }
   std::ios::sync_with_stdio(false);
-  pgtrail::Status st = pgtrail::RunChangelogGrep(options, std::cout);
+  pgtrail::Status st;
+  try {
+    st = pgtrail::RunChangelogGrep(options, std::cout);
+  } catch (const std::exception& e) {  // the edge: std::regex may throw while matching
+    st = pgtrail::Status::Internal(std::string("unexpected failure: ") + e.what());
+  }
   std::cout.flush();
   if (!st.ok()) return pgtrail::ReportError(kProgram, st);
   return 0;

@@ -1,6 +1,7 @@
 // pitr-restore: parse options and run the restore command.
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <exception>
 #include <iostream>
 
 #include "storage/cli.h"
@@ -69,5 +70,10 @@ int main(int argc, char** argv) {
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
-  return pgtrail::RunRestoreCommand(options, std::cout);
+  try {
+    return pgtrail::RunRestoreCommand(options, std::cout);
+  } catch (const std::exception& e) {  // the edge: no exception escapes as an abort
+    return pgtrail::ReportError(kProgram, pgtrail::Status::Internal(
+                                              std::string("unexpected failure: ") + e.what()));
+  }
 }
