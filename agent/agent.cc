@@ -281,6 +281,8 @@ Status ValidateAgentOptions(const AgentOptions& options) {
                                    "\": expected 1-63 characters of a-z, 0-9 and _");
   }
   if (options.publication.empty()) return Status::InvalidArgument("--publication is empty");
+  // A malformed connection string is refused before anything is created.
+  if (!options.source.empty()) RETURN_IF_ERROR(ConninfoValue(options.source, "dbname").status());
   return Status::OK();
 }
 

@@ -82,8 +82,7 @@ int main(int argc, char** argv) {
     return pgtrail::kUsageExitCode;
   }
   if (pgtrail::Status st = pgtrail::ValidateAgentOptions(options); !st.ok()) {
-    std::fprintf(stderr, "%s: %s\n", kProgram, st.message().c_str());
-    return pgtrail::kUsageExitCode;
+    return pgtrail::ReportError(kProgram, st);
   }
 
   ::umask(077);  // store files are private to the owner

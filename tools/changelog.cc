@@ -2,7 +2,7 @@
 
 #include <map>
 #include <memory>
-#include <regex>
+#include <regex.h>
 #include <vector>
 
 #include "storage/coding.h"
@@ -65,6 +65,33 @@ bool SameValue(const pb::Tuple& a, const pb::Tuple& b, int i) {
   return !IsValue(a, i) || a.values(i) == b.values(i);
 }
 
+// A POSIX extended regular expression (as grep -E). glibc's matcher does
+// not recurse per character, so values of any size are safe to search.
+class Pattern {
+ public:
+  static Result<std::unique_ptr<Pattern>> Compile(const std::string& text) {
+    std::unique_ptr<Pattern> p(new Pattern());
+    int rc = ::regcomp(&p->re_, text.c_str(), REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+      char buf[256];
+      ::regerror(rc, &p->re_, buf, sizeof(buf));
+      p->compiled_ = false;
+      return Status::InvalidArgument("invalid PATTERN \"" + text +
+                                     "\": not a POSIX extended regular expression (" + buf + ")");
+    }
+    return p;
+  }
+  ~Pattern() {
+    if (compiled_) ::regfree(&re_);
+  }
+  bool Search(const std::string& s) const { return ::regexec(&re_, s.c_str(), 0, nullptr, 0) == 0; }
+
+ private:
+  Pattern() = default;
+  regex_t re_{};
+  bool compiled_ = true;
+};
+
 class Grep {
  public:
   Grep(const ChangelogOptions& options, Store* store, std::ostream& out)
@@ -72,7 +99,7 @@ class Grep {
 
   Status Run() {
     if (!options_.pattern.empty()) {
-      pattern_.emplace(options_.pattern, std::regex::ECMAScript | std::regex::optimize);
+      ASSIGN_OR_RETURN(pattern_, Pattern::Compile(options_.pattern));
     }
     if (!options_.since.empty()) {
       ASSIGN_OR_RETURN(since_, ParseTimestamp(options_.since));
@@ -128,11 +155,11 @@ class Grep {
     if (!pattern_) return true;
     for (const pb::Tuple* t : {&c.new_tuple(), &c.old_tuple()}) {
       for (int i = 0; i < t->values_size(); i++) {
-        if (IsValue(*t, i) && std::regex_search(t->values(i), *pattern_)) return true;
+        if (IsValue(*t, i) && pattern_->Search(t->values(i))) return true;
       }
     }
     return c.op() == pb::Change::MESSAGE &&
-           (std::regex_search(c.content(), *pattern_) || std::regex_search(c.prefix(), *pattern_));
+           (pattern_->Search(c.content()) || pattern_->Search(c.prefix()));
   }
 
   Status Transaction(const pb::TxnHeader& h) {
@@ -299,7 +326,7 @@ class Grep {
   const ChangelogOptions& options_;
   Store* store_;
   std::ostream& out_;
-  std::optional<std::regex> pattern_;
+  std::unique_ptr<Pattern> pattern_;
   std::optional<int64_t> since_;
   std::optional<int64_t> until_;
   std::map<std::pair<uint32_t, uint64_t>, pb::Relation> layouts_;
@@ -342,12 +369,7 @@ Status ValidateChangelogOptions(const ChangelogOptions& options) {
     return Status::InvalidArgument("invalid --op \"" + options.op +
                                    "\": expected insert, update, delete, truncate or message");
   }
-  try {
-    if (!options.pattern.empty()) std::regex re(options.pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return Status::InvalidArgument("invalid PATTERN \"" + options.pattern +
-                                   "\": not a regular expression (" + e.what() + ")");
-  }
+  if (!options.pattern.empty()) RETURN_IF_ERROR(Pattern::Compile(options.pattern).status());
   if (!options.since.empty()) RETURN_IF_ERROR(ParseTimestamp(options.since).status());
   if (!options.until.empty()) RETURN_IF_ERROR(ParseTimestamp(options.until).status());
   return Status::OK();

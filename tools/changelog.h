@@ -12,7 +12,7 @@ namespace pgtrail {
 
 struct ChangelogOptions {
   std::string store_path;
-  std::string pattern;  // ECMAScript regular expression over the change's values; "" = all
+  std::string pattern;  // POSIX extended regular expression (grep -E) over the change's values; "" = all
   std::string table;    // "schema.table" or "table"; "" = all
   std::string since;    // PostgreSQL timestamps; "" = unbounded
   std::string until;

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
       "Usage: changelog --store DIR grep [PATTERN] [options]\n\n"
       "Prints the committed changes in the store, oldest first: commit time, xid, LSN,\n"
       "operation, table, key, and for updates each changed column as old -> new.\n"
-      "PATTERN is an ECMAScript regular expression matched against the change's values.\n\n"
+      "PATTERN is a POSIX extended regular expression (as grep -E) matched against the change's values.\n\n"
       "Options");
   desc.add_options()
       ("store", po::value(&options.store_path), "store directory written by pgtrail-agent")
@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   pgtrail::Status st;
   try {
     st = pgtrail::RunChangelogGrep(options, std::cout);
-  } catch (const std::exception& e) {  // the edge: std::regex may throw while matching
+  } catch (const std::exception& e) {  // the edge: no exception escapes as an abort
     st = pgtrail::Status::Internal(std::string("unexpected failure: ") + e.what());
   }
   std::cout.flush();
