@@ -573,6 +573,13 @@ Status ExecuteRestore(Store* store, RestorePlan* plan, const RestoreOptions& opt
 
 int RunRestoreCommand(const RestoreOptions& options, std::ostream& out) {
   const char* kProgram = "pitr-restore";
+  // Input first: nothing is opened or printed for a bad time or target.
+  if (auto t = ParseTimestamp(options.to_time); !t.ok()) return ReportError(kProgram, t.status());
+  if (!options.target.empty()) {
+    if (auto v = ConninfoValue(options.target, "dbname"); !v.ok()) {
+      return ReportError(kProgram, v.status());
+    }
+  }
   auto store = Store::OpenForRead(options.store_path);
   if (!store.ok()) return ReportError(kProgram, store.status());
   if (Status st = (*store)->CatchUp(); !st.ok()) return ReportError(kProgram, st);

@@ -310,6 +310,49 @@ TEST(EndToEndTest, RestoresKeyChangesMultisetsToastAndTruncate) {
 }
 
 // ---------------------------------------------------------------------------
+// 3b. Schema objects that shape what pgoutput sends and COPY takes:
+//     partitions, generated and dropped columns, enum and domain types.
+
+constexpr char kShapesSchema[] = R"sql(
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy "quoted"');
+CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+CREATE TABLE shaped (id serial PRIMARY KEY, gone text, m mood, p positive,
+                     price numeric, doubled numeric GENERATED ALWAYS AS (price * 2) STORED,
+                     label text);
+ALTER TABLE shaped DROP COLUMN gone;
+INSERT INTO shaped (m, p, price, label) VALUES ('ok', 1, 1.5, 'snap'), ('happy "quoted"', 2, NULL, NULL);
+CREATE TABLE events (id bigserial, at date NOT NULL, what text, PRIMARY KEY (id, at))
+  PARTITION BY RANGE (at);
+CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+INSERT INTO events (at, what) VALUES ('2023-05-01', 'old'), ('2024-05-01', 'new');
+)sql";
+
+TEST(EndToEndTest, RestoresPartitionsGeneratedColumnsAndUserTypes) {
+  RecordedSource source;
+  ASSERT_OK(source.Start(kShapesSchema));
+  ASSERT_OK(source.StartAgent());
+  ASSERT_OK(source.Step("snapshot only", ""));
+  ASSERT_OK(source.Step("changes through the parent and generated columns", R"sql(
+    INSERT INTO shaped (m, p, price, label) VALUES ('sad', 3, 10, 'stream');
+    UPDATE shaped SET price = 7, m = 'happy "quoted"' WHERE label = 'snap';
+    INSERT INTO events (at, what) VALUES ('2023-12-31', 'late'), ('2024-01-01', 'early');
+    UPDATE events SET what = what || ' changed' WHERE what = 'old';
+  )sql"));
+  ASSERT_OK(source.Step("a row moves to another partition, rows deleted", R"sql(
+    UPDATE events SET at = '2024-06-01' WHERE what = 'late';
+    DELETE FROM events WHERE what = 'new';
+    DELETE FROM shaped WHERE p = 2;
+  )sql"));
+  ASSERT_OK(source.CommitAfterLastInstant("INSERT INTO events (at) VALUES ('2024-12-31')"));
+
+  ASSERT_EQ(source.instants()[0].fingerprints.count("public.events_2023"), 1u);
+  ExpectEveryInstantRestores(source,
+                             {"INSERT INTO shaped (m, p, price) VALUES ('ok', 9, 1)",
+                              "INSERT INTO events (at, what) VALUES ('2024-02-02', 'after')"});
+}
+
+// ---------------------------------------------------------------------------
 // 4. Transactions: rollbacks leave nothing, savepoints keep what committed,
 //    and large transactions are all or nothing at every instant.
 
