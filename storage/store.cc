@@ -6,6 +6,8 @@
 #include <rocksdb/write_batch.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <csignal>
+#include <cerrno>
 
 #include <chrono>
 #include <cstdlib>
@@ -45,6 +47,20 @@ rocksdb::Options BaseOptions() {
   options.info_log_level = rocksdb::WARN_LEVEL;
   options.keep_log_file_num = 2;
   return options;
+}
+
+// Readers keep a scratch directory named after their pid; remove those of
+// readers that died without cleaning up (a kill -9, say).
+void RemoveStaleScratchDirs() {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/tmp", ec)) {
+    const std::string name = entry.path().filename().string();
+    const std::string prefix = "pgtrail-reader-";
+    if (name.rfind(prefix, 0) != 0) continue;
+    const pid_t pid = static_cast<pid_t>(std::atol(name.c_str() + prefix.size()));
+    if (pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    fs::remove_all(entry.path(), ec);
+  }
 }
 
 int64_t NowUnixUs() {
@@ -137,8 +153,11 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, bool read_on
   rocksdb::Status s;
   if (read_only) {
     // Secondary instances keep their own info log and need a scratch directory.
-    char tmpl[] = "/tmp/pgtrail-reader-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) return Status::IOError("cannot create a scratch directory");
+    RemoveStaleScratchDirs();
+    std::string tmpl = "/tmp/pgtrail-reader-" + std::to_string(::getpid()) + "-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      return Status::IOError("cannot create a scratch directory in /tmp");
+    }
     store->secondary_path_ = tmpl;
     options.max_open_files = -1;
     // Check that the families are ours before opening: a foreign RocksDB

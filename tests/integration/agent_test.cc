@@ -127,6 +127,19 @@ class AgentTest : public ::testing::Test {
            " confirmed_flush_lsn=" + rows[0][2].value_or("?");
   }
 
+  // Polls pg_stat_replication until the walsender has sent past `lsn`.
+  bool WaitForSent(const std::string& lsn) {
+    Result<std::unique_ptr<PgConn>> conn = cluster_.Connect("postgres");
+    if (!conn.ok()) return false;
+    const auto deadline = Clock::now() + seconds(10);
+    while (Clock::now() < deadline) {
+      Result<PgResult> res = (*conn)->QueryParams(
+          "SELECT count(*) FROM pg_stat_replication WHERE sent_lsn > $1::pg_lsn", {lsn});
+      if (res.ok() && res->Get(0, 0) == "1") return true;
+    }
+    return false;
+  }
+
   // The server's clock as a --to value (UTC, microseconds).
   std::string ServerNow() {
     return cluster_.Scalar(kDb,
@@ -385,7 +398,8 @@ TEST_F(AgentTest, SigtermAndSigintStopCleanlyAndConfirmTheLastCommit) {
     ASSERT_OK_AND_ASSIGN(PgResult inside, conn->Query("SELECT pg_current_wal_insert_lsn()::text"));
     const std::string inside_lsn = inside.GetString(0, 0);
     ASSERT_OK(conn->Exec("COMMIT"));
-    if (getenv("AGENT_TEST_SLEEP")) std::this_thread::sleep_for(milliseconds(atoi(getenv("AGENT_TEST_SLEEP"))));
+    // The walsender has sent it: the agent has it, or it is on the way.
+    ASSERT_TRUE(WaitForSent(inside_lsn)) << SlotState();
 
     const int stops = CountOf(agent_.LogContents(), "stopped");
     ASSERT_OK(agent_.Kill(signal));
