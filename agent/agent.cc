@@ -12,6 +12,7 @@
 #include "agent/replication_stream.h"
 #include "agent/snapshotter.h"
 #include "storage/coding.h"
+#include "storage/keys.h"
 #include "storage/pg.h"
 #include "storage/pg_time.h"
 #include "storage/store.h"
@@ -284,6 +285,28 @@ Status ValidateAgentOptions(const AgentOptions& options) {
   // A malformed connection string is refused before anything is created.
   if (!options.source.empty()) RETURN_IF_ERROR(ConninfoValue(options.source, "dbname").status());
   return Status::OK();
+}
+
+Result<RecordedMark> RecordMark(const std::string& source, const std::string& name) {
+  if (!keys::IsValidMarkName(name)) {
+    return Status::InvalidArgument("invalid mark name \"" + name +
+                                   "\": expected 1-63 characters of A-Z, a-z, 0-9, _ . : -");
+  }
+  ASSIGN_OR_RETURN(auto conn, PgConn::Connect(source, SourceSessionSettings()));
+  RETURN_IF_ERROR(conn->Exec("BEGIN"));
+  ASSIGN_OR_RETURN(
+      PgResult res,
+      conn->QueryParams("SELECT pg_catalog.pg_logical_emit_message(true, $1, $2)::text, "
+                        "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00', "
+                        "pg_catalog.txid_current()::text",
+                        {kMarkPrefix, "{\"name\":\"" + name + "\"}"}));
+  RETURN_IF_ERROR(conn->Exec("COMMIT"));
+  RecordedMark mark;
+  mark.name = name;
+  RETURN_IF_ERROR(ParseLsn(res.Get(0, 0), &mark.lsn));
+  mark.commit_time = res.GetString(0, 1);
+  mark.xid = res.GetString(0, 2);
+  return mark;
 }
 
 Status RunAgent(const AgentOptions& options, const std::atomic<bool>* stop) {

@@ -32,6 +32,17 @@ Status ValidateAgentOptions(const AgentOptions& options);
 // store). Connection losses are retried with backoff.
 Status RunAgent(const AgentOptions& options, const std::atomic<bool>* stop);
 
+// Records a named restore point in the source's stream: a transactional
+// logical message (prefix "pgtrail.mark") that the agent stores in order with
+// the data. pitr-restore --to-mark NAME restores exactly to it.
+struct RecordedMark {
+  std::string name;
+  uint64_t lsn = 0;          // the message's LSN
+  std::string commit_time;   // server time, UTC
+  std::string xid;
+};
+Result<RecordedMark> RecordMark(const std::string& source, const std::string& name);
+
 }  // namespace pgtrail
 
 #endif  // PGTRAIL_AGENT_AGENT_H_

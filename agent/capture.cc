@@ -34,6 +34,16 @@ std::string OverlayKey(uint32_t relid, const std::string& rowkey) {
 
 }  // namespace
 
+std::string MarkNameFromContent(std::string_view content) {
+  // The content is {"name":"NAME",...} as written by pgtrail-agent mark;
+  // names never need JSON escapes, so a plain scan is exact.
+  const std::string_view key = "{\"name\":\"";
+  if (content.substr(0, key.size()) != key) return "";
+  const size_t end = content.find('"', key.size());
+  if (end == std::string_view::npos) return "";
+  return std::string(content.substr(key.size(), end - key.size()));
+}
+
 bool SameLayout(const pb::Relation& a, const pb::Relation& b) {
   if (a.relid() != b.relid() || a.nspname() != b.nspname() || a.relname() != b.relname() ||
       a.replica_identity() != b.replica_identity() || a.columns_size() != b.columns_size()) {
@@ -423,6 +433,18 @@ Status Capture::OnLogicalMessage(const pgoutput::LogicalMessage& msg) {
   change.set_prefix(msg.prefix);
   change.set_content(msg.content);
   change.set_message_lsn(msg.lsn);
+  if (msg.prefix == kMarkPrefix) {
+    // A named restore point (pgtrail-agent mark). Anyone may emit a logical
+    // message, so the content is checked before it is indexed.
+    std::string name = MarkNameFromContent(msg.content);
+    if (keys::IsValidMarkName(name)) {
+      batch_.Put(store_->cf(Family::kMark), keys::MarkKey(name, txn_->commit_lsn, seq),
+                 msg.content);
+    } else {
+      spdlog::warn("ignoring a {} message without a valid name in transaction {}", kMarkPrefix,
+                   txn_->xid);
+    }
+  }
   return PutChange(seq, change);
 }
 

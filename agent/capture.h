@@ -124,6 +124,11 @@ class Capture {
   std::set<std::pair<uint32_t, std::string>> warned_;
 };
 
+// Prefix of the logical messages that record named restore points.
+inline constexpr char kMarkPrefix[] = "pgtrail.mark";
+// The name in a mark message's content ("" if malformed).
+std::string MarkNameFromContent(std::string_view content);
+
 // True if two layouts have the same name, identity and columns (name, type,
 // typmod, key flag).
 bool SameLayout(const pb::Relation& a, const pb::Relation& b);

@@ -11,6 +11,7 @@
 
 #include "agent/agent.h"
 #include "storage/cli.h"
+#include "storage/coding.h"
 
 namespace po = boost::program_options;
 
@@ -22,12 +23,57 @@ void OnSignal(int) { g_stop.store(true); }
 
 }  // namespace
 
+// pgtrail-agent mark NAME --source CONNINFO
+int RunMarkCommand(int argc, char** argv) {
+  const char* kProgram = "pgtrail-agent mark";
+  std::string source, name;
+  po::options_description desc(
+      "Usage: pgtrail-agent mark NAME [--source CONNINFO]\n\n"
+      "Records a named restore point in the source database's change stream, in order\n"
+      "with the data, for example just before a migration. Restore to it with\n"
+      "pitr-restore --to-mark NAME.\n\n"
+      "Options");
+  desc.add_options()
+      ("source", po::value(&source), "source database (libpq connection string or URI)")
+      ("help,h", "print this help and exit");
+  po::options_description hidden;
+  hidden.add_options()("name", po::value(&name));
+  po::options_description all;
+  all.add(desc).add(hidden);
+  po::positional_options_description positional;
+  positional.add("name", 1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "%s: %s\nHINT: see pgtrail-agent mark --help\n", kProgram, e.what());
+    return pgtrail::kUsageExitCode;
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (name.empty()) {
+    std::fprintf(stderr, "%s: a mark NAME is required\n", kProgram);
+    return pgtrail::kUsageExitCode;
+  }
+  auto mark = pgtrail::RecordMark(source, name);
+  if (!mark.ok()) return pgtrail::ReportError(kProgram, mark.status());
+  std::printf("mark \"%s\" recorded at LSN %s, %s (xid %s)\n", mark->name.c_str(),
+              pgtrail::FormatLsn(mark->lsn).c_str(), mark->commit_time.c_str(),
+              mark->xid.c_str());
+  return 0;
+}
+
 int main(int argc, char** argv) {
   const char* kProgram = "pgtrail-agent";
+  if (argc > 1 && std::string(argv[1]) == "mark") return RunMarkCommand(argc - 1, argv + 1);
   pgtrail::AgentOptions options;
   std::string config_file;
   po::options_description desc(
-      "Usage: pgtrail-agent --source CONNINFO --store DIR [options]\n\n"
+      "Usage: pgtrail-agent --source CONNINFO --store DIR [options]\n"
+      "       pgtrail-agent mark NAME --source CONNINFO   (see pgtrail-agent mark --help)\n\n"
       "Keeps the complete history of one PostgreSQL database: creates the publication\n"
       "and logical replication slot on first start, takes a base snapshot, then streams\n"
       "every committed change into the store until stopped (SIGTERM or SIGINT).\n\n"

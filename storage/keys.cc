@@ -196,6 +196,35 @@ Status ParseTruncateKey(std::string_view key, uint32_t* relid, uint64_t* commit_
   return Status::OK();
 }
 
+bool IsValidMarkName(std::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string MarkKey(std::string_view name, uint64_t commit_lsn, uint32_t seq) {
+  std::string k(name);
+  k.push_back('\0');
+  AppendU64BE(&k, commit_lsn);
+  AppendU32BE(&k, seq);
+  return k;
+}
+
+Status ParseMarkKey(std::string_view key, std::string* name, uint64_t* commit_lsn,
+                    uint32_t* seq) {
+  if (key.size() < 14 || key[key.size() - 13] != '\0') {
+    return Status::Corruption("bad mark key");
+  }
+  *name = std::string(key.substr(0, key.size() - 13));
+  *commit_lsn = DecodeU64BE(key.data() + key.size() - 12);
+  *seq = DecodeU32BE(key.data() + key.size() - 4);
+  return Status::OK();
+}
+
 std::string PrefixSuccessor(std::string prefix) {
   while (!prefix.empty()) {
     unsigned char last = static_cast<unsigned char>(prefix.back());

@@ -14,6 +14,7 @@
 //   snaprow   u64 snapshot_id, u32 relid, rowkey [, u64 ordinal]   pb::Tuple
 //   rowidx    u32 relid, rowkey, u64 commit_lsn, u32 seq       one RowOp byte
 //   truncate  u32 relid, u64 commit_lsn, u32 seq               u8 flags
+//   mark      name, 0x00, u64 commit_lsn, u32 seq              the mark's message content
 //
 // rowkey is the encoding of the replica-identity columns of a row (every
 // column for a table kept as a multiset: REPLICA IDENTITY FULL or no key).
@@ -94,6 +95,12 @@ std::string TruncatePrefix(uint32_t relid);
 std::string TruncateKey(uint32_t relid, uint64_t commit_lsn, uint32_t seq);
 Status ParseTruncateKey(std::string_view key, uint32_t* relid, uint64_t* commit_lsn,
                         uint32_t* seq);
+
+// Mark names: 1-63 characters of A-Z a-z 0-9 _ . : - (no NUL, so the key
+// layout stays unambiguous).
+bool IsValidMarkName(std::string_view name);
+std::string MarkKey(std::string_view name, uint64_t commit_lsn, uint32_t seq);
+Status ParseMarkKey(std::string_view key, std::string* name, uint64_t* commit_lsn, uint32_t* seq);
 
 // The smallest key greater than every key starting with prefix ("" if none).
 std::string PrefixSuccessor(std::string prefix);

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cerrno>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -23,6 +24,7 @@ namespace fs = std::filesystem;
 
 const char* const kFamilyNames[] = {
     "default", "txn", "change", "relation", "time", "snapshot", "snaprow", "rowidx", "truncate",
+    "mark",
 };
 static_assert(sizeof(kFamilyNames) / sizeof(kFamilyNames[0]) ==
               static_cast<size_t>(Family::kCount));
@@ -383,6 +385,28 @@ Result<std::vector<pb::Snapshot>> Store::ListSnapshots(bool include_incomplete) 
   }
   RETURN_IF_ERROR(FromRocks(it->status(), "store scan failed"));
   return out;
+}
+
+Result<std::vector<Store::Mark>> Store::ListMarks() {
+  ASSIGN_OR_RETURN(pb::StoreMeta meta, ReadMeta());
+  std::vector<Mark> marks;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kMark)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Mark m;
+    RETURN_IF_ERROR(keys::ParseMarkKey(std::string_view(it->key().data(), it->key().size()),
+                                       &m.name, &m.commit_lsn, &m.seq));
+    // Only marks of durable transactions (a header, within the resume LSN).
+    if (m.commit_lsn > meta.last_commit_lsn()) continue;
+    ASSIGN_OR_RETURN(auto txn, GetTxn(m.commit_lsn));
+    if (!txn) continue;
+    m.txn = std::move(*txn);
+    marks.push_back(std::move(m));
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "store scan failed"));
+  std::sort(marks.begin(), marks.end(), [](const Mark& a, const Mark& b) {
+    return a.commit_lsn != b.commit_lsn ? a.commit_lsn < b.commit_lsn : a.seq < b.seq;
+  });
+  return marks;
 }
 
 Result<std::optional<pb::Tuple>> Store::PreviousImage(uint32_t relid, std::string_view rowkey,

@@ -52,6 +52,7 @@ enum class Family {
   kSnapRow,
   kRowIdx,
   kTruncate,
+  kMark,
   kCount,
 };
 
@@ -105,6 +106,16 @@ class Store {
   // --- Snapshots ----------------------------------------------------------
   // Snapshots in id order; only complete ones unless include_incomplete.
   Result<std::vector<pb::Snapshot>> ListSnapshots(bool include_incomplete = false);
+
+  // --- Named restore points ---------------------------------------------
+  struct Mark {
+    std::string name;
+    uint64_t commit_lsn = 0;
+    uint32_t seq = 0;
+    pb::TxnHeader txn;  // the transaction that recorded it
+  };
+  // Every durable mark, in LSN order.
+  Result<std::vector<Mark>> ListMarks();
 
   // --- Row history --------------------------------------------------------
   // The last image of the keyed row (relid, rowkey) strictly before position

@@ -6,6 +6,8 @@
 #include <cinttypes>
 #include <iostream>
 #include <memory>
+#include <unistd.h>
+#include <cstdio>
 #include <sstream>
 
 #include "storage/cli.h"
@@ -14,6 +16,7 @@
 #include "storage/keys.h"
 #include "storage/pg.h"
 #include "storage/pg_time.h"
+#include "tools/changelog.h"
 
 namespace pgtrail {
 namespace {
@@ -146,9 +149,127 @@ std::string StripMetaCommands(const std::string& sql) {
   return out;
 }
 
+Status ValidateRestoreTarget(const RestoreOptions& o) {
+  const int given = !o.to_time.empty() + !o.to_lsn.empty() + !o.to_xid.empty() + !o.to_mark.empty();
+  if (given != 1) {
+    return Status::InvalidArgument(
+        std::string(given == 0 ? "a restore target is required"
+                               : "give only one restore target") +
+        ": --to TIME, --to-lsn LSN, --to-xid XID or --to-mark NAME");
+  }
+  if (!o.to_time.empty()) RETURN_IF_ERROR(ParseTimestamp(o.to_time).status());
+  if (!o.to_lsn.empty()) {
+    uint64_t lsn;
+    RETURN_IF_ERROR(ParseLsn(o.to_lsn, &lsn));
+  }
+  if (!o.to_xid.empty() && o.to_xid.find_first_not_of("0123456789") != std::string::npos) {
+    return Status::InvalidArgument("invalid --to-xid \"" + o.to_xid +
+                                   "\": expected a transaction id such as 745");
+  }
+  if (!o.to_mark.empty() && !keys::IsValidMarkName(o.to_mark)) {
+    return Status::InvalidArgument("invalid --to-mark \"" + o.to_mark +
+                                   "\": mark names are 1-63 characters of A-Z a-z 0-9 _ . : -");
+  }
+  return Status::OK();
+}
+
+namespace {
+
+std::string DescribeTxn(const pb::TxnHeader& h) {
+  return "xid " + std::to_string(h.xid()) + ", committed " +
+         FormatTimestampUtc(h.commit_time_us()) + ", LSN " + FormatLsn(h.commit_lsn());
+}
+
+// Resolves the restore target to the last transaction included.
+Status ResolveTarget(Store* store, const RestoreOptions& options,
+                     const std::vector<pb::Snapshot>& snapshots, RestorePlan* plan,
+                     std::optional<pb::TxnHeader>* last_txn) {
+  const pb::StoreMeta& meta = plan->meta;
+  const int64_t first = snapshots.front().taken_at_us();
+  const int64_t last = std::max(meta.max_commit_time_us(), snapshots.back().taken_at_us());
+  const uint64_t first_lsn = snapshots.front().consistent_lsn();
+  const std::string range = "the store covers " + FormatTimestampUtc(first) + " to " +
+                            FormatTimestampUtc(last) + " (UTC), LSN " + FormatLsn(first_lsn) +
+                            " to " + FormatLsn(meta.resume_lsn());
+  if (!options.to_time.empty()) {
+    ASSIGN_OR_RETURN(plan->target_time_us, ParseTimestamp(options.to_time));
+    const int64_t t = plan->target_time_us;
+    if (t < first) {
+      return Status::InvalidArgument("time " + FormatTimestampUtc(t) +
+                                     " is before the first base snapshot: " + range);
+    }
+    if (t > last) {
+      return Status::InvalidArgument("time " + FormatTimestampUtc(t) +
+                                     " is after the last captured commit: " + range);
+    }
+    plan->restore_point = FormatTimestampUtc(t) + " (UTC)" + (options.exclusive ? ", exclusive" : "");
+    // Replay in commit-LSN order and stop before the first transaction whose
+    // commit time is later than the target (PostgreSQL's recovery_target_time);
+    // exclusive also leaves out commits exactly at it.
+    ASSIGN_OR_RETURN(auto stop, store->FirstCommitLaterThan(options.exclusive ? t - 1 : t));
+    if (stop) {
+      ASSIGN_OR_RETURN(*last_txn, store->LastTxnBefore(*stop, /*inclusive=*/false));
+    } else {
+      ASSIGN_OR_RETURN(*last_txn, store->LastTxnBefore(meta.last_commit_lsn(), true));
+    }
+    return Status::OK();
+  }
+  if (!options.to_lsn.empty()) {
+    uint64_t lsn;
+    RETURN_IF_ERROR(ParseLsn(options.to_lsn, &lsn));
+    if (lsn < first_lsn) {
+      return Status::InvalidArgument("LSN " + FormatLsn(lsn) +
+                                     " is before the first base snapshot: " + range);
+    }
+    if (lsn > meta.resume_lsn()) {
+      return Status::InvalidArgument("LSN " + FormatLsn(lsn) +
+                                     " is after the last captured commit: " + range);
+    }
+    plan->restore_point = "LSN " + FormatLsn(lsn) + (options.exclusive ? ", exclusive" : ", inclusive");
+    ASSIGN_OR_RETURN(*last_txn, store->LastTxnBefore(lsn, !options.exclusive));
+    return Status::OK();
+  }
+  std::optional<pb::TxnHeader> target;
+  if (!options.to_xid.empty()) {
+    const uint64_t xid = std::stoull(options.to_xid);
+    RETURN_IF_ERROR(store->ForEachTxn(first_lsn, meta.last_commit_lsn(),
+                                      [&](const pb::TxnHeader& h) {
+                                        if (h.xid() == xid) target = h;  // the latest wins
+                                        return true;
+                                      }));
+    if (!target) {
+      return Status::InvalidArgument("no transaction with xid " + options.to_xid +
+                                     " in the store: " + range +
+                                     "\nHINT: changelog grep shows the xids");
+    }
+    plan->restore_point = "xid " + options.to_xid + (options.exclusive ? ", exclusive" : ", inclusive");
+  } else {
+    ASSIGN_OR_RETURN(auto marks, store->ListMarks());
+    std::string known;
+    for (const auto& m : marks) {
+      if (m.name == options.to_mark) target = m.txn;
+      known += (known.empty() ? "" : ", ") + m.name;
+    }
+    if (!target) {
+      return Status::InvalidArgument("no mark \"" + options.to_mark + "\" in the store; marks: " +
+                                     (known.empty() ? "none" : known));
+    }
+    plan->restore_point =
+        "mark \"" + options.to_mark + "\"" + (options.exclusive ? ", exclusive" : "");
+  }
+  if (options.exclusive) {
+    ASSIGN_OR_RETURN(*last_txn, store->LastTxnBefore(target->commit_lsn(), false));
+  } else {
+    *last_txn = target;
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 Result<RestorePlan> PlanRestore(Store* store, const RestoreOptions& options) {
   RestorePlan plan;
-  ASSIGN_OR_RETURN(plan.target_time_us, ParseTimestamp(options.to_time));
+  RETURN_IF_ERROR(ValidateRestoreTarget(options));
   ASSIGN_OR_RETURN(plan.meta, store->ReadMeta());
   ASSIGN_OR_RETURN(auto snapshots, store->ListSnapshots());
   if (snapshots.empty()) {
@@ -156,30 +277,15 @@ Result<RestorePlan> PlanRestore(Store* store, const RestoreOptions& options) {
                                       " has no complete base snapshot yet"
                                       "\nHINT: wait for pgtrail-agent to finish its first start");
   }
-  const int64_t first = snapshots.front().taken_at_us();
-  const int64_t last = std::max(plan.meta.max_commit_time_us(), snapshots.back().taken_at_us());
-  const std::string range = "the store covers " + FormatTimestampUtc(first) + " to " +
-                            FormatTimestampUtc(last) + " (UTC)";
-  if (plan.target_time_us < first) {
-    return Status::InvalidArgument("time " + FormatTimestampUtc(plan.target_time_us) +
-                                   " is before the first base snapshot: " + range);
-  }
-  if (plan.target_time_us > last) {
-    return Status::InvalidArgument("time " + FormatTimestampUtc(plan.target_time_us) +
-                                   " is after the last captured commit: " + range);
-  }
-  for (const auto& s : snapshots) {
-    if (s.taken_at_us() <= plan.target_time_us) plan.snapshot = s;
-  }
-
-  // Replay order is commit-LSN order; stop before the first transaction whose
-  // commit time is later than the target (PostgreSQL's recovery_target_time).
-  ASSIGN_OR_RETURN(auto stop, store->FirstCommitLaterThan(plan.target_time_us));
   std::optional<pb::TxnHeader> last_txn;
-  if (stop) {
-    ASSIGN_OR_RETURN(last_txn, store->LastTxnBefore(*stop, /*inclusive=*/false));
-  } else {
-    ASSIGN_OR_RETURN(last_txn, store->LastTxnBefore(plan.meta.last_commit_lsn(), true));
+  RETURN_IF_ERROR(ResolveTarget(store, options, snapshots, &plan, &last_txn));
+  // The newest snapshot that the restore point does not precede.
+  plan.snapshot = snapshots.front();
+  for (const auto& s : snapshots) {
+    const bool usable = !options.to_time.empty()
+                            ? s.taken_at_us() <= plan.target_time_us
+                            : (last_txn && s.consistent_lsn() <= last_txn->end_lsn());
+    if (usable) plan.snapshot = s;
   }
   if (last_txn && last_txn->commit_lsn() >= plan.snapshot.consistent_lsn()) {
     plan.last_txn = last_txn;
@@ -330,14 +436,12 @@ Status CountRows(Store* store, RestorePlan* plan) {
 }
 
 void PrintPlan(const RestorePlan& plan, bool with_rows, std::ostream& out) {
-  out << "restore point: " << FormatTimestampUtc(plan.target_time_us) << " (UTC)\n";
+  out << "restore point: " << plan.restore_point << "\n";
   out << "base snapshot: " << plan.snapshot.id() << " at "
       << FormatLsn(plan.snapshot.consistent_lsn()) << ", taken "
       << FormatTimestampUtc(plan.snapshot.taken_at_us()) << "\n";
   if (plan.last_txn) {
-    out << "last transaction included: xid " << plan.last_txn->xid() << ", committed "
-        << FormatTimestampUtc(plan.last_txn->commit_time_us()) << ", LSN "
-        << FormatLsn(plan.last_txn->commit_lsn()) << "\n";
+    out << "last transaction included: " << DescribeTxn(*plan.last_txn) << "\n";
   } else {
     out << "last transaction included: none after the base snapshot\n";
   }
@@ -405,6 +509,39 @@ Status CheckTarget(PgConn* conn, const pb::StoreMeta& meta) {
                                       " relations)\nHINT: restore into a new or empty database");
   }
   return Status::OK();
+}
+
+// --clean: the user must confirm by typing the database's name, unless
+// --yes says it was confirmed elsewhere.
+Status ConfirmClean(const std::string& dbname, bool assume_yes) {
+  if (assume_yes) return Status::OK();
+  if (!::isatty(STDIN_FILENO)) {
+    return Status::FailedPrecondition(
+        "--clean would drop everything in database \"" + dbname +
+        "\" and needs a confirmation\nHINT: run it in a terminal, or add --yes");
+  }
+  std::fprintf(stderr,
+               "pitr-restore: --clean drops every schema in database \"%s\" and its contents.\n"
+               "Type the database name to confirm: ",
+               dbname.c_str());
+  std::string answer;
+  if (!std::getline(std::cin, answer) || answer != dbname) {
+    return Status::FailedPrecondition("not confirmed; nothing was changed");
+  }
+  return Status::OK();
+}
+
+// Drops every user schema (with all it holds) and recreates an empty public.
+Result<int> CleanTarget(PgConn* conn) {
+  ASSIGN_OR_RETURN(PgResult schemas,
+                   conn->Query("SELECT n.nspname FROM pg_catalog.pg_namespace n "
+                               "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                               "AND n.nspname !~ '^pg_' ORDER BY 1"));
+  for (int i = 0; i < schemas.rows(); i++) {
+    RETURN_IF_ERROR(conn->Exec("DROP SCHEMA " + QuoteIdent(schemas.Get(i, 0)) + " CASCADE"));
+  }
+  RETURN_IF_ERROR(conn->Exec("CREATE SCHEMA public"));
+  return schemas.rows();
 }
 
 Status CopyTableIn(Store* store, const RestorePlan& plan, PgConn* conn, RestoreTable* table) {
@@ -544,10 +681,17 @@ Status ApplyPostDataForChosen(PgConn* conn, const std::string& post_data) {
 Status ExecuteRestore(Store* store, RestorePlan* plan, const RestoreOptions& options,
                       std::ostream& out) {
   ASSIGN_OR_RETURN(auto conn, ConnectTarget(options.target, out));
-  RETURN_IF_ERROR(CheckTarget(conn.get(), plan->meta));
+  if (!options.clean) RETURN_IF_ERROR(CheckTarget(conn.get(), plan->meta));
+  ASSIGN_OR_RETURN(PgResult dbname, conn->Query("SELECT current_database()"));
+  if (options.clean) RETURN_IF_ERROR(ConfirmClean(dbname.GetString(0, 0), options.assume_yes));
   out << "restoring into " << conn->Describe() << "\n";
-  // All or nothing: one transaction, so a failed restore leaves no half database.
+  // All or nothing: one transaction, so a failed restore leaves no half
+  // database (and, with --clean, the old content stays until it succeeds).
   RETURN_IF_ERROR(conn->Exec("BEGIN"));
+  if (options.clean) {
+    ASSIGN_OR_RETURN(int dropped, CleanTarget(conn.get()));
+    out << "cleaned the target: dropped " << dropped << " schemas\n";
+  }
   RETURN_IF_ERROR(conn->Exec(StripMetaCommands(plan->snapshot.pre_data_sql()))
                       .WithContext("schema (pre-data)"));
   RETURN_IF_ERROR(conn->Exec("SET search_path = pg_catalog"));
@@ -574,7 +718,7 @@ Status ExecuteRestore(Store* store, RestorePlan* plan, const RestoreOptions& opt
 int RunRestoreCommand(const RestoreOptions& options, std::ostream& out) {
   const char* kProgram = "pitr-restore";
   // Input first: nothing is opened or printed for a bad time or target.
-  if (auto t = ParseTimestamp(options.to_time); !t.ok()) return ReportError(kProgram, t.status());
+  if (Status st = ValidateRestoreTarget(options); !st.ok()) return ReportError(kProgram, st);
   if (!options.target.empty()) {
     if (auto v = ConninfoValue(options.target, "dbname"); !v.ok()) {
       return ReportError(kProgram, v.status());
@@ -594,6 +738,78 @@ int RunRestoreCommand(const RestoreOptions& options, std::ostream& out) {
   PrintPlan(*plan, /*with_rows=*/false, out);
   if (Status st = ExecuteRestore(store->get(), &*plan, options, out); !st.ok()) {
     return ReportError(kProgram, st);
+  }
+  return 0;
+}
+
+int RunListCommand(const std::string& store_path, bool json, std::ostream& out) {
+  const char* kProgram = "pitr-restore";
+  auto opened = Store::OpenForRead(store_path);
+  if (!opened.ok()) return ReportError(kProgram, opened.status());
+  Store* store = opened->get();
+  Status st = store->CatchUp();
+  auto meta = store->ReadMeta();
+  auto snapshots = store->ListSnapshots();
+  auto marks = store->ListMarks();
+  if (!st.ok()) return ReportError(kProgram, st);
+  if (!meta.ok()) return ReportError(kProgram, meta.status());
+  if (!snapshots.ok()) return ReportError(kProgram, snapshots.status());
+  if (!marks.ok()) return ReportError(kProgram, marks.status());
+  const bool empty = snapshots->empty();
+  const int64_t from_time = empty ? 0 : snapshots->front().taken_at_us();
+  const int64_t to_time =
+      empty ? 0 : std::max(meta->max_commit_time_us(), snapshots->back().taken_at_us());
+  const uint64_t from_lsn = empty ? 0 : snapshots->front().consistent_lsn();
+  if (json) {
+    out << "{\"store\":\"" << JsonEscape(store_path) << "\",\"database\":\""
+        << JsonEscape(meta->dbname()) << "\",\"system_id\":\"" << meta->system_id()
+        << "\",\"slot\":\"" << JsonEscape(meta->slot()) << "\",\"transactions\":"
+        << meta->txn_count();
+    if (!empty) {
+      out << ",\"range\":{\"from_time\":\"" << FormatTimestampUtc(from_time)
+          << "\",\"to_time\":\"" << FormatTimestampUtc(to_time) << "\",\"from_lsn\":\""
+          << FormatLsn(from_lsn) << "\",\"to_lsn\":\"" << FormatLsn(meta->resume_lsn()) << "\"}";
+    }
+    out << ",\"snapshots\":[";
+    for (size_t i = 0; i < snapshots->size(); i++) {
+      const pb::Snapshot& s = (*snapshots)[i];
+      uint64_t rows = 0;
+      for (const auto& t : s.tables()) rows += t.row_count();
+      out << (i ? "," : "") << "{\"id\":" << s.id() << ",\"lsn\":\"" << FormatLsn(s.consistent_lsn())
+          << "\",\"time\":\"" << FormatTimestampUtc(s.taken_at_us()) << "\",\"tables\":"
+          << s.tables_size() << ",\"rows\":" << rows << "}";
+    }
+    out << "],\"marks\":[";
+    for (size_t i = 0; i < marks->size(); i++) {
+      const Store::Mark& m = (*marks)[i];
+      out << (i ? "," : "") << "{\"name\":\"" << JsonEscape(m.name) << "\",\"lsn\":\""
+          << FormatLsn(m.commit_lsn) << "\",\"time\":\"" << FormatTimestampUtc(m.txn.commit_time_us())
+          << "\",\"xid\":" << m.txn.xid() << "}";
+    }
+    out << "]}\n";
+    return 0;
+  }
+  out << "store " << store_path << ": database \"" << meta->dbname() << "\" of system "
+      << meta->system_id() << ", slot " << meta->slot() << "\n";
+  if (empty) {
+    out << "no complete base snapshot yet\n";
+    return 0;
+  }
+  out << "covers " << FormatTimestampUtc(from_time) << " to " << FormatTimestampUtc(to_time)
+      << " (UTC), LSN " << FormatLsn(from_lsn) << " to " << FormatLsn(meta->resume_lsn()) << ", "
+      << meta->txn_count() << " transactions\n";
+  out << "base snapshots:\n";
+  for (const pb::Snapshot& s : *snapshots) {
+    uint64_t rows = 0;
+    for (const auto& t : s.tables()) rows += t.row_count();
+    out << "  " << s.id() << "  " << FormatTimestampUtc(s.taken_at_us()) << "  LSN "
+        << FormatLsn(s.consistent_lsn()) << "  " << s.tables_size() << " tables, " << rows
+        << " rows\n";
+  }
+  out << "marks:" << (marks->empty() ? " none" : "") << "\n";
+  for (const Store::Mark& m : *marks) {
+    out << "  " << m.name << "  " << FormatTimestampUtc(m.txn.commit_time_us()) << "  LSN "
+        << FormatLsn(m.commit_lsn) << "  xid " << m.txn.xid() << "\n";
   }
   return 0;
 }

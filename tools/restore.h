@@ -19,11 +19,24 @@ namespace pgtrail {
 
 struct RestoreOptions {
   std::string store_path;
-  std::string to_time;  // as the user wrote it
+  // Exactly one restore target, as the user wrote it.
+  std::string to_time;  // PostgreSQL timestamp
+  std::string to_lsn;   // commit LSN, e.g. 0/192CB20
+  std::string to_xid;   // transaction id
+  std::string to_mark;  // name given to pgtrail-agent mark
+  // Stop just before the target instead of just after it (LSN, xid, mark;
+  // for a time: leave out transactions committed exactly at it).
+  bool exclusive = false;
   std::string target;   // libpq conninfo of the database to fill
   std::vector<std::string> tables;  // "schema.table" or "table"; empty = all
   bool dry_run = false;
+  // Empty the target first (it may then be non-empty, or the source itself).
+  bool clean = false;
+  bool assume_yes = false;  // --clean without the interactive confirmation
 };
+
+// Checks that exactly one target is given and that it parses.
+Status ValidateRestoreTarget(const RestoreOptions& options);
 
 struct RestoreTable {
   pb::Relation layout;  // columns as of the restore point
@@ -31,6 +44,7 @@ struct RestoreTable {
 };
 
 struct RestorePlan {
+  std::string restore_point;  // how the target resolved, for people
   int64_t target_time_us = 0;
   pb::Snapshot snapshot;
   // The last transaction included (commit LSN order); none if the restore
@@ -64,6 +78,10 @@ Status ExecuteRestore(Store* store, RestorePlan* plan, const RestoreOptions& opt
 
 // Runs the whole command; returns the process exit status.
 int RunRestoreCommand(const RestoreOptions& options, std::ostream& out);
+
+// pitr-restore --list: base snapshots, marks and the covered range of time and
+// LSN, as text or JSON (one object). Returns the process exit status.
+int RunListCommand(const std::string& store_path, bool json, std::ostream& out);
 
 // pg_dump's plain SQL without psql meta-commands (\restrict, \unrestrict),
 // ready for PQexec.

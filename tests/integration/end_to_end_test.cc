@@ -171,6 +171,8 @@ CREATE TABLE "Other Schema"."Order Items" (
   FOREIGN KEY ("Select", "user id") REFERENCES public."Order Items" ("Select", "user id")
     ON UPDATE CASCADE ON DELETE SET NULL);
 CREATE TABLE "Other Schema"."lower case" ("table" text PRIMARY KEY, "Column" int);
+CREATE TABLE "dotted.name" ("a.b" int PRIMARY KEY, "ünïcödé 列" text);
+INSERT INTO "dotted.name" VALUES (1, 'one');
 INSERT INTO "Order Items" ("Select", "user id", "Weird""Quote", "From")
   VALUES (1, 'alice', 1.5, 'web'), (2, 'bob', NULL, 'shop'), (3, 'carol', 3, NULL);
 INSERT INTO "Other Schema"."Order Items" ("Value", "Select", "user id")
@@ -195,15 +197,21 @@ TEST(EndToEndTest, RestoresQuotedMixedCaseNamesInTwoSchemas) {
   ASSERT_OK(source.Step("delete and insert in the other schema", R"sql(
     DELETE FROM "Other Schema"."Order Items" WHERE "Value" = 'orphan';
     INSERT INTO "Other Schema"."Order Items" ("Value") VALUES ('new');
+    UPDATE "dotted.name" SET "a.b" = 2, "ünïcödé 列" = '二';
   )sql"));
   ASSERT_OK(source.CommitAfterLastInstant(
       "INSERT INTO \"Other Schema\".\"lower case\" VALUES ('tail', 0)"));
 
   ASSERT_EQ(source.instants()[0].fingerprints.count("Other Schema.Order Items"), 1u);
   ASSERT_EQ(source.instants()[0].fingerprints.count("public.Order Items"), 1u);
-  ExpectEveryInstantRestores(
-      source, {"INSERT INTO \"Order Items\" (\"Select\", \"user id\") VALUES (9999, 'after')",
-               "INSERT INTO \"Other Schema\".\"Order Items\" (\"Value\") VALUES ('after')"});
+  const std::vector<std::string> after = {
+      "INSERT INTO \"Order Items\" (\"Select\", \"user id\") VALUES (9999, 'after')",
+      "INSERT INTO \"Other Schema\".\"Order Items\" (\"Value\") VALUES ('after')"};
+  ExpectEveryInstantRestores(source, after);
+
+  // An existing but empty target database is used as it is.
+  ASSERT_OK(source.cluster().CreateDatabase("Empty Target"));
+  ExpectRestoreMatches(source, source.instants().back(), "Empty Target", after);
 }
 
 // ---------------------------------------------------------------------------
@@ -326,6 +334,13 @@ CREATE TABLE events (id bigserial, at date NOT NULL, what text, PRIMARY KEY (id,
 CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
 CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
 INSERT INTO events (at, what) VALUES ('2023-05-01', 'old'), ('2024-05-01', 'new');
+CREATE TABLE ident (id bigint GENERATED ALWAYS AS IDENTITY (START WITH 1000) PRIMARY KEY, v text);
+INSERT INTO ident (v) VALUES ('i1'), ('i2');
+CREATE TABLE wide_bag (k int, big text);
+ALTER TABLE wide_bag ALTER COLUMN big SET STORAGE EXTERNAL;
+ALTER TABLE wide_bag REPLICA IDENTITY FULL;
+INSERT INTO wide_bag SELECT 1, string_agg(md5(random()::text), '') FROM generate_series(1, 3500);
+INSERT INTO wide_bag SELECT * FROM wide_bag;
 )sql";
 
 TEST(EndToEndTest, RestoresPartitionsGeneratedColumnsAndUserTypes) {
@@ -338,18 +353,40 @@ TEST(EndToEndTest, RestoresPartitionsGeneratedColumnsAndUserTypes) {
     UPDATE shaped SET price = 7, m = 'happy "quoted"' WHERE label = 'snap';
     INSERT INTO events (at, what) VALUES ('2023-12-31', 'late'), ('2024-01-01', 'early');
     UPDATE events SET what = what || ' changed' WHERE what = 'old';
+    INSERT INTO ident (v) VALUES ('i3');
+    UPDATE wide_bag SET k = 2 WHERE ctid = (SELECT ctid FROM wide_bag LIMIT 1);
   )sql"));
   ASSERT_OK(source.Step("a row moves to another partition, rows deleted", R"sql(
     UPDATE events SET at = '2024-06-01' WHERE what = 'late';
     DELETE FROM events WHERE what = 'new';
     DELETE FROM shaped WHERE p = 2;
+    DELETE FROM ident WHERE v = 'i1';
+    TRUNCATE shaped, events;
+    INSERT INTO shaped (m, p, price, label) VALUES ('ok', 4, 4, 'after truncate');
   )sql"));
   ASSERT_OK(source.CommitAfterLastInstant("INSERT INTO events (at) VALUES ('2024-12-31')"));
 
   ASSERT_EQ(source.instants()[0].fingerprints.count("public.events_2023"), 1u);
   ExpectEveryInstantRestores(source,
                              {"INSERT INTO shaped (m, p, price) VALUES ('ok', 9, 1)",
-                              "INSERT INTO events (at, what) VALUES ('2024-02-02', 'after')"});
+                              "INSERT INTO events (at, what) VALUES ('2024-02-02', 'after')",
+                              "INSERT INTO ident (v) VALUES ('after')"});
+}
+
+// A table without columns still has rows (the base snapshot copies them with
+// COPY (SELECT FROM t)); the restore must bring back as many.
+TEST(EndToEndTest, RestoresTableWithoutColumns) {
+  RecordedSource source;
+  ASSERT_OK(source.Start(
+      "CREATE TABLE no_columns (); INSERT INTO no_columns DEFAULT VALUES; "
+      "INSERT INTO no_columns DEFAULT VALUES; CREATE TABLE other (id serial PRIMARY KEY)"));
+  ASSERT_OK(source.StartAgent());
+  ASSERT_OK(source.Step("snapshot only", ""));
+  ASSERT_OK(source.Step("one more row", "INSERT INTO no_columns DEFAULT VALUES"));
+  ASSERT_OK(source.CommitAfterLastInstant("INSERT INTO other DEFAULT VALUES"));
+
+  EXPECT_EQ(source.instants()[1].fingerprints.at("public.no_columns").row_count, 3);
+  ExpectEveryInstantRestores(source, {"INSERT INTO other DEFAULT VALUES"});
 }
 
 // ---------------------------------------------------------------------------
