@@ -186,15 +186,20 @@ Status Capture::OnRelation(const pgoutput::Relation& wire) {
     auto stored = stored_layout_.find(rel.relid());
     if (stored == stored_layout_.end() || !SameLayout(stored->second, rel)) {
       rel.set_lsn(txn_->commit_lsn);
-      batch_.Put(store_->cf(Family::kRelation), keys::RelationKey(rel.relid(), rel.lsn()),
-                 rel.SerializeAsString());
+      rel.set_seq(txn_->next_seq);
+      batch_.Put(store_->cf(Family::kRelation),
+                 keys::RelationKey(rel.relid(), rel.lsn(), rel.seq()), rel.SerializeAsString());
       stored_layout_[rel.relid()] = rel;
     } else {
       rel.set_lsn(stored->second.lsn());
+      rel.set_seq(stored->second.seq());
     }
   } else {
     auto stored = stored_layout_.find(rel.relid());
-    if (stored != stored_layout_.end()) rel.set_lsn(stored->second.lsn());
+    if (stored != stored_layout_.end()) {
+      rel.set_lsn(stored->second.lsn());
+      rel.set_seq(stored->second.seq());
+    }
   }
   const bool keyless = IsMultiset(rel) && rel.replica_identity() != 'f';
   if (keyless) {
@@ -304,6 +309,7 @@ Status Capture::OnInsert(const pgoutput::Insert& ins) {
   change.set_op(pb::Change::INSERT);
   change.set_relid(rel->relid());
   change.set_relation_lsn(rel->lsn());
+  change.set_relation_seq(rel->seq());
   RETURN_IF_ERROR(ResolveNewTuple(*rel, ins.new_tuple, nullptr, 0, nullptr,
                                   change.mutable_new_tuple()));
   std::string rowkey;
@@ -322,6 +328,7 @@ Status Capture::OnUpdate(const pgoutput::Update& upd) {
   change.set_op(pb::Change::UPDATE);
   change.set_relid(rel->relid());
   change.set_relation_lsn(rel->lsn());
+  change.set_relation_seq(rel->seq());
   const bool multiset = IsMultiset(*rel);
   const pb::Tuple* old_tuple = nullptr;
   if (upd.old_kind != 0) {
@@ -380,6 +387,7 @@ Status Capture::OnDelete(const pgoutput::Delete& del) {
   change.set_op(pb::Change::DELETE);
   change.set_relid(rel->relid());
   change.set_relation_lsn(rel->lsn());
+  change.set_relation_seq(rel->seq());
   ToTuple(del.old_tuple, change.mutable_old_tuple());
   change.set_old_kind(static_cast<unsigned char>(del.old_kind));
   const bool multiset = IsMultiset(*rel);

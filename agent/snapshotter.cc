@@ -15,6 +15,7 @@
 #include "agent/replication_stream.h"
 #include "storage/coding.h"
 #include "storage/copy_text.h"
+#include "storage/dump_sql.h"
 #include "storage/keys.h"
 #include "storage/pg.h"
 #include "storage/pg_time.h"
@@ -159,14 +160,14 @@ Result<std::string> PgDumpSection(const SnapshotRequest& req, const std::string&
       ProcessResult r,
       RunProcess({pg_dump, "--schema-only", "--section=" + section, "--snapshot=" + req.snapshot_name,
                   "--no-owner", "--no-privileges", "--no-publications", "--no-subscriptions",
-                  "--no-comments", "--dbname=" + conninfo},
+                  "--no-comments", "--exclude-schema=pgtrail", "--dbname=" + conninfo},
                  env));
   if (r.exit_code != 0) {
     std::string err = r.err;
     while (!err.empty() && err.back() == '\n') err.pop_back();
     return Status::FailedPrecondition("pg_dump --section=" + section + " failed: " + err);
   }
-  return r.out;
+  return WithoutPgtrailObjects(r.out);
 }
 
 }  // namespace
@@ -289,7 +290,7 @@ Status TakeSnapshot(const SnapshotRequest& req, Store* store, const pb::StoreMet
     RETURN_IF_ERROR(LoadLayout(conn.get(), rel.relid(), &rel));
     uint64_t rows = 0;
     RETURN_IF_ERROR(CopyTable(conn.get(), store, req.snapshot_id, rel, &rows));
-    layouts.Put(store->cf(Family::kRelation), keys::RelationKey(rel.relid(), rel.lsn()),
+    layouts.Put(store->cf(Family::kRelation), keys::RelationKey(rel.relid(), rel.lsn(), 0),
                 rel.SerializeAsString());
     pb::SnapshotTable* st = snap.add_tables();
     st->set_relid(rel.relid());

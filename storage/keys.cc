@@ -41,17 +41,19 @@ Status ParseChangeKey(std::string_view key, uint64_t* commit_lsn, uint32_t* seq)
   return Status::OK();
 }
 
-std::string RelationKey(uint32_t relid, uint64_t lsn) {
+std::string RelationKey(uint32_t relid, uint64_t lsn, uint32_t seq) {
   std::string k;
   AppendU32BE(&k, relid);
   AppendU64BE(&k, lsn);
+  AppendU32BE(&k, seq);
   return k;
 }
 
-Status ParseRelationKey(std::string_view key, uint32_t* relid, uint64_t* lsn) {
-  RETURN_IF_ERROR(ExpectSize(key, 12, "relation"));
+Status ParseRelationKey(std::string_view key, uint32_t* relid, uint64_t* lsn, uint32_t* seq) {
+  RETURN_IF_ERROR(ExpectSize(key, 16, "relation"));
   *relid = DecodeU32BE(key.data());
   *lsn = DecodeU64BE(key.data() + 4);
+  *seq = DecodeU32BE(key.data() + 12);
   return Status::OK();
 }
 

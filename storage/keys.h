@@ -8,13 +8,14 @@
 //   default   "meta"                                           pb::StoreMeta
 //   txn       u64 commit_lsn                                   pb::TxnHeader
 //   change    u64 commit_lsn, u32 seq                          pb::Change
-//   relation  u32 relid, u64 lsn                               pb::Relation
+//   relation  u32 relid, u64 lsn, u32 seq                      pb::Relation
 //   time      u64 biased(max_commit_time_us), u64 commit_lsn   (empty)
 //   snapshot  u64 snapshot_id                                  pb::Snapshot
 //   snaprow   u64 snapshot_id, u32 relid, rowkey [, u64 ordinal]   pb::Tuple
 //   rowidx    u32 relid, rowkey, u64 commit_lsn, u32 seq       one RowOp byte
 //   truncate  u32 relid, u64 commit_lsn, u32 seq               u8 flags
 //   mark      name, 0x00, u64 commit_lsn, u32 seq              the mark's message content
+//   ddl       u64 commit_lsn, u32 seq                          the DDL message's content
 //
 // rowkey is the encoding of the replica-identity columns of a row (every
 // column for a table kept as a multiset: REPLICA IDENTITY FULL or no key).
@@ -55,8 +56,11 @@ Status ParseTxnKey(std::string_view key, uint64_t* commit_lsn);
 std::string ChangeKey(uint64_t commit_lsn, uint32_t seq);
 Status ParseChangeKey(std::string_view key, uint64_t* commit_lsn, uint32_t* seq);
 
-std::string RelationKey(uint32_t relid, uint64_t lsn);
-Status ParseRelationKey(std::string_view key, uint32_t* relid, uint64_t* lsn);
+// A layout version takes effect at (lsn, seq): the commit LSN of the
+// transaction that carried its Relation message and the sequence number of
+// the first change decoded with it (0 for a snapshot's layouts).
+std::string RelationKey(uint32_t relid, uint64_t lsn, uint32_t seq);
+Status ParseRelationKey(std::string_view key, uint32_t* relid, uint64_t* lsn, uint32_t* seq);
 
 // Maps a signed µs time onto an unsigned value with the same order.
 uint64_t BiasTime(int64_t time_us);

@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 
 const char* const kFamilyNames[] = {
     "default", "txn", "change", "relation", "time", "snapshot", "snaprow", "rowidx", "truncate",
-    "mark",
+    "mark", "ddl",
 };
 static_assert(sizeof(kFamilyNames) / sizeof(kFamilyNames[0]) ==
               static_cast<size_t>(Family::kCount));
@@ -331,18 +331,20 @@ Result<std::optional<pb::TxnHeader>> Store::LastTxnBefore(uint64_t lsn, bool inc
   return std::optional<pb::TxnHeader>(std::move(h));
 }
 
-Result<std::optional<pb::Relation>> Store::GetRelation(uint32_t relid, uint64_t lsn) {
+Result<std::optional<pb::Relation>> Store::GetRelation(uint32_t relid, uint64_t lsn,
+                                                       uint32_t seq) {
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kRelation)));
-  it->SeekForPrev(keys::RelationKey(relid, lsn));
+  it->SeekForPrev(keys::RelationKey(relid, lsn, seq));
   if (!it->Valid()) {
     RETURN_IF_ERROR(FromRocks(it->status(), "store scan failed"));
     return std::optional<pb::Relation>();
   }
   uint32_t found_relid;
   uint64_t found_lsn;
+  uint32_t found_seq;
   RETURN_IF_ERROR(keys::ParseRelationKey(std::string_view(it->key().data(), it->key().size()),
-                                         &found_relid, &found_lsn));
+                                         &found_relid, &found_lsn, &found_seq));
   if (found_relid != relid) return std::optional<pb::Relation>();
   pb::Relation rel;
   RETURN_IF_ERROR(
@@ -358,8 +360,9 @@ Result<std::vector<pb::Relation>> Store::RelationsAt(uint64_t lsn) {
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     uint32_t relid;
     uint64_t version_lsn;
+    uint32_t version_seq;
     RETURN_IF_ERROR(keys::ParseRelationKey(std::string_view(it->key().data(), it->key().size()),
-                                           &relid, &version_lsn));
+                                           &relid, &version_lsn, &version_seq));
     if (version_lsn > lsn) continue;
     RETURN_IF_ERROR(
         ParseStored(std::string_view(it->value().data(), it->value().size()), "relation", &rel));

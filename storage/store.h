@@ -53,6 +53,7 @@ enum class Family {
   kRowIdx,
   kTruncate,
   kMark,
+  kDdl,
   kCount,
 };
 
@@ -98,8 +99,10 @@ class Store {
   Result<std::optional<pb::TxnHeader>> LastTxnBefore(uint64_t lsn, bool inclusive);
 
   // --- Relations ----------------------------------------------------------
-  // The version of relid in force at lsn (newest version with lsn <= lsn).
-  Result<std::optional<pb::Relation>> GetRelation(uint32_t relid, uint64_t lsn);
+  // The version of relid in force at position (lsn, seq): the newest version
+  // whose (lsn, seq) is at or before it.
+  Result<std::optional<pb::Relation>> GetRelation(uint32_t relid, uint64_t lsn,
+                                                  uint32_t seq = UINT32_MAX);
   // The latest version <= lsn of every relation known at lsn.
   Result<std::vector<pb::Relation>> RelationsAt(uint64_t lsn);
 

@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 #include <regex.h>
+#include <tuple>
 #include <vector>
 
 #include "storage/coding.h"
@@ -128,11 +129,12 @@ class Grep {
   }
 
  private:
-  Result<const pb::Relation*> Layout(uint32_t relid, uint64_t lsn) {
-    auto key = std::make_pair(relid, lsn);
+  Result<const pb::Relation*> Layout(uint32_t relid, uint64_t lsn,
+                                     uint32_t seq = UINT32_MAX) {
+    auto key = std::make_tuple(relid, lsn, seq);
     auto it = layouts_.find(key);
     if (it == layouts_.end()) {
-      ASSIGN_OR_RETURN(auto rel, store_->GetRelation(relid, lsn));
+      ASSIGN_OR_RETURN(auto rel, store_->GetRelation(relid, lsn, seq));
       if (!rel) {
         pb::Relation unknown;
         unknown.set_relid(relid);
@@ -213,7 +215,7 @@ class Grep {
       return Status::OK();
     }
 
-    ASSIGN_OR_RETURN(const pb::Relation* rel, Layout(c.relid(), c.relation_lsn()));
+    ASSIGN_OR_RETURN(const pb::Relation* rel, Layout(c.relid(), c.relation_lsn(), c.relation_seq()));
     if (!TableMatches(*rel) || !PatternMatches(c)) return Status::OK();
     const int ncols = rel->columns_size();
     // The row's image before an update: the full old row, or its last image.
@@ -329,7 +331,7 @@ class Grep {
   std::unique_ptr<Pattern> pattern_;
   std::optional<int64_t> since_;
   std::optional<int64_t> until_;
-  std::map<std::pair<uint32_t, uint64_t>, pb::Relation> layouts_;
+  std::map<std::tuple<uint32_t, uint64_t, uint32_t>, pb::Relation> layouts_;
 };
 
 }  // namespace

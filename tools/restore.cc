@@ -13,6 +13,7 @@
 #include "storage/cli.h"
 #include "storage/coding.h"
 #include "storage/copy_text.h"
+#include "storage/dump_sql.h"
 #include "storage/keys.h"
 #include "storage/pg.h"
 #include "storage/pg_time.h"
@@ -135,19 +136,6 @@ Status RowFromRowKey(const pb::Relation& rel, std::string_view rowkey, pb::Tuple
 }
 
 }  // namespace
-
-std::string StripMetaCommands(const std::string& sql) {
-  std::string out;
-  out.reserve(sql.size());
-  std::istringstream in(sql);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("\\restrict", 0) == 0 || line.rfind("\\unrestrict", 0) == 0) continue;
-    out += line;
-    out += '\n';
-  }
-  return out;
-}
 
 Status ValidateRestoreTarget(const RestoreOptions& o) {
   const int given = !o.to_time.empty() + !o.to_lsn.empty() + !o.to_xid.empty() + !o.to_mark.empty();
@@ -546,11 +534,15 @@ Result<int> CleanTarget(PgConn* conn) {
 
 Status CopyTableIn(Store* store, const RestorePlan& plan, PgConn* conn, RestoreTable* table) {
   const pb::Relation& rel = table->layout;
-  std::string sql = "COPY " + QualifiedName(rel.nspname(), rel.relname()) + " (";
-  for (int i = 0; i < rel.columns_size(); i++) {
-    sql += (i > 0 ? ", " : "") + QuoteIdent(rel.columns(i).name());
+  std::string sql = "COPY " + QualifiedName(rel.nspname(), rel.relname());
+  if (rel.columns_size() > 0) {  // a table without columns takes no list
+    sql += " (";
+    for (int i = 0; i < rel.columns_size(); i++) {
+      sql += (i > 0 ? ", " : "") + QuoteIdent(rel.columns(i).name());
+    }
+    sql += ")";
   }
-  sql += ") FROM STDIN";
+  sql += " FROM STDIN";
   PGresult* res = PQexec(conn->get(), sql.c_str());
   const bool copy_in = PQresultStatus(res) == PGRES_COPY_IN;
   std::string err = PQresultErrorMessage(res);
@@ -641,29 +633,15 @@ Status DropUnchosenTables(PgConn* conn, const RestorePlan& plan) {
   return Status::OK();
 }
 
-// Splits pg_dump's plain output into its entries (each begins with a
-// "-- Name: ...; Type: ..." comment block); the first chunk is the preamble.
-std::vector<std::string> SplitDumpEntries(const std::string& sql) {
-  std::vector<std::string> entries(1);
-  std::istringstream in(StripMetaCommands(sql));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("-- Name: ", 0) == 0) entries.emplace_back();
-    entries.back() += line;
-    entries.back() += '\n';
-  }
-  return entries;
-}
-
 // --tables: indexes, constraints and triggers of the chosen tables. An entry
 // that names a table that was not restored (a foreign key to it, say) is
 // skipped; every other failure fails the restore.
 Status ApplyPostDataForChosen(PgConn* conn, const std::string& post_data) {
-  std::vector<std::string> entries = SplitDumpEntries(post_data);
-  RETURN_IF_ERROR(conn->Exec(entries.front()));
+  std::vector<DumpEntry> entries = SplitDumpEntries(post_data);
+  RETURN_IF_ERROR(conn->Exec(entries.front().sql));
   for (size_t i = 1; i < entries.size(); i++) {
     RETURN_IF_ERROR(conn->Exec("SAVEPOINT pgtrail_entry"));
-    Status st = conn->Exec(entries[i]);
+    Status st = conn->Exec(entries[i].sql);
     if (!st.ok()) {
       if (st.code() != Status::kFailedPrecondition ||
           st.message().find("does not exist") == std::string::npos) {
@@ -692,7 +670,7 @@ Status ExecuteRestore(Store* store, RestorePlan* plan, const RestoreOptions& opt
     ASSIGN_OR_RETURN(int dropped, CleanTarget(conn.get()));
     out << "cleaned the target: dropped " << dropped << " schemas\n";
   }
-  RETURN_IF_ERROR(conn->Exec(StripMetaCommands(plan->snapshot.pre_data_sql()))
+  RETURN_IF_ERROR(conn->Exec(JoinDumpEntries(SplitDumpEntries(plan->snapshot.pre_data_sql())))
                       .WithContext("schema (pre-data)"));
   RETURN_IF_ERROR(conn->Exec("SET search_path = pg_catalog"));
   uint64_t total = 0;
@@ -702,7 +680,7 @@ Status ExecuteRestore(Store* store, RestorePlan* plan, const RestoreOptions& opt
     out << "  " << TableName(t.layout) << ": " << t.rows << " rows\n";
   }
   if (options.tables.empty()) {
-    RETURN_IF_ERROR(conn->Exec(StripMetaCommands(plan->snapshot.post_data_sql()))
+    RETURN_IF_ERROR(conn->Exec(JoinDumpEntries(SplitDumpEntries(plan->snapshot.post_data_sql())))
                         .WithContext("schema (post-data)"));
   } else {
     RETURN_IF_ERROR(DropUnchosenTables(conn.get(), *plan));

@@ -83,9 +83,6 @@ int RunRestoreCommand(const RestoreOptions& options, std::ostream& out);
 // LSN, as text or JSON (one object). Returns the process exit status.
 int RunListCommand(const std::string& store_path, bool json, std::ostream& out);
 
-// pg_dump's plain SQL without psql meta-commands (\restrict, \unrestrict),
-// ready for PQexec.
-std::string StripMetaCommands(const std::string& sql);
 
 }  // namespace pgtrail
 

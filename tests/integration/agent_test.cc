@@ -463,8 +463,8 @@ TEST_F(AgentTest, SigtermAndSigintStopCleanlyAndConfirmTheLastCommit) {
     ASSERT_OK(conn->Exec("BEGIN"));
     // Big enough that the agent is still taking it in when the signal comes.
     ASSERT_OK(conn->Exec("INSERT INTO t SELECT g, 'last' FROM generate_series(" +
-                         std::to_string(next_id) + ", " + std::to_string(next_id + 19999) + ") g"));
-    next_id += 20000;
+                         std::to_string(next_id) + ", " + std::to_string(next_id + 49999) + ") g"));
+    next_id += 50000;
     ASSERT_OK_AND_ASSIGN(PgResult inside, conn->Query("SELECT pg_current_wal_insert_lsn()::text"));
     const std::string inside_lsn = inside.GetString(0, 0);
     ASSERT_OK(conn->Exec("COMMIT"));

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <regex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/integration/e2e_helpers.h"

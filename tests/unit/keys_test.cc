@@ -59,15 +59,18 @@ TEST(Keys, ChangeKeyIsLsnThenSeq) {
   EXPECT_EQ(seq, 0xA0B0C0D0u);
 }
 
-TEST(Keys, RelationKeyIsRelidThenLsn) {
-  EXPECT_EQ(Hex(RelationKey(16384, kLsn)),
+TEST(Keys, RelationKeyIsRelidThenLsnThenSeq) {
+  EXPECT_EQ(Hex(RelationKey(16384, kLsn, 7)),
             "00004000"
-            "0000000116b374d8");
+            "0000000116b374d8"
+            "00000007");
   uint32_t relid = 0;
   uint64_t lsn = 0;
-  ASSERT_TRUE(ParseRelationKey(RelationKey(16384, kLsn), &relid, &lsn).ok());
+  uint32_t seq = 0;
+  ASSERT_TRUE(ParseRelationKey(RelationKey(16384, kLsn, 7), &relid, &lsn, &seq).ok());
   EXPECT_EQ(relid, 16384u);
   EXPECT_EQ(lsn, kLsn);
+  EXPECT_EQ(seq, 7u);
 }
 
 TEST(Keys, TimeKeyBiasesTheSignBit) {
@@ -208,7 +211,8 @@ TEST(Keys, FixedSizeParsersRejectWrongLengthsByName) {
   EXPECT_EQ(st.message(), "bad txn key: 7 bytes, expected 8");
   EXPECT_EQ(ParseChangeKey(std::string(13, '\0'), &u64, &u32).message(),
             "bad change key: 13 bytes, expected 12");
-  EXPECT_EQ(ParseRelationKey("", &u32, &u64).message(), "bad relation key: 0 bytes, expected 12");
+  EXPECT_EQ(ParseRelationKey("", &u32, &u64, &u32).message(),
+            "bad relation key: 0 bytes, expected 16");
   EXPECT_EQ(ParseTimeKey(std::string(8, '\0'), &i64, &u64).message(),
             "bad time key: 8 bytes, expected 16");
   EXPECT_EQ(ParseSnapshotKey(std::string(9, '\0'), &u64).message(),
