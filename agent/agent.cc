@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "agent/capture.h"
+#include "agent/ddl_capture.h"
 #include "agent/pgoutput.h"
 #include "agent/replication_stream.h"
 #include "agent/snapshotter.h"
@@ -88,6 +89,13 @@ class Agent {
                  id.system_id, id.timeline, FormatLsn(id.xlogpos));
 
     ASSIGN_OR_RETURN(SlotInfo slot, stream_->GetSlot(options_.slot));
+    if (capture_->durable_lsn() != 0 && !ddl_checked_) {
+      // Later starts: report (or repair, when allowed) missing DDL capture.
+      ASSIGN_OR_RETURN(auto sql, PgConn::Connect(options_.source, SourceSessionSettings()));
+      ASSIGN_OR_RETURN(bool ddl, EnsureDdlCapture(sql.get()));
+      (void)ddl;
+      ddl_checked_ = true;
+    }
     if (capture_->durable_lsn() == 0) {
       RETURN_IF_ERROR(FirstStart(id, slot));
       ASSIGN_OR_RETURN(slot, stream_->GetSlot(options_.slot));
@@ -132,6 +140,10 @@ class Agent {
       }
       spdlog::info("created publication \"{}\" FOR ALL TABLES", options_.publication);
     }
+    // DDL capture must be in place before the slot's consistent point, so
+    // every schema change after the base snapshot is in the stream.
+    ASSIGN_OR_RETURN(bool ddl, EnsureDdlCapture(sql.get()));
+    (void)ddl;
     if (slot.exists) {
       if (slot.active) {
         return Status::FailedPrecondition("replication slot \"" + options_.slot +
@@ -264,6 +276,7 @@ class Agent {
   std::unique_ptr<Capture> capture_;
   std::unique_ptr<ReplicationStream> stream_;
   uint64_t reported_ = 0;
+  bool ddl_checked_ = false;
   Clock::time_point last_status_;
 };
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "agent/ddl_capture.h"
 #include "storage/coding.h"
 #include "storage/pg_time.h"
 
@@ -441,6 +442,10 @@ Status Capture::OnLogicalMessage(const pgoutput::LogicalMessage& msg) {
   change.set_prefix(msg.prefix);
   change.set_content(msg.content);
   change.set_message_lsn(msg.lsn);
+  if (msg.prefix == kDdlPrefix) {
+    // Schema changes, indexed so restore finds its epochs without a scan.
+    batch_.Put(store_->cf(Family::kDdl), keys::ChangeKey(txn_->commit_lsn, seq), msg.content);
+  }
   if (msg.prefix == kMarkPrefix) {
     // A named restore point (pgtrail-agent mark). Anyone may emit a logical
     // message, so the content is checked before it is indexed.

@@ -15,7 +15,7 @@
 //   rowidx    u32 relid, rowkey, u64 commit_lsn, u32 seq       one RowOp byte
 //   truncate  u32 relid, u64 commit_lsn, u32 seq               u8 flags
 //   mark      name, 0x00, u64 commit_lsn, u32 seq              the mark's message content
-//   ddl       u64 commit_lsn, u32 seq                          the DDL message's content
+//   ddl       u64 commit_lsn, u32 seq (as change)              the DDL message's content
 //
 // rowkey is the encoding of the replica-identity columns of a row (every
 // column for a table kept as a multiset: REPLICA IDENTITY FULL or no key).

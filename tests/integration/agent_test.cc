@@ -238,7 +238,10 @@ class AgentTest : public ::testing::Test {
 
   // Restores the store as of "now" into a new database and compares it with
   // the source: fingerprint, instant, one more commit, catch-up, restore.
-  void ExpectRestoreEqualsSourceNow() {
+  // If `txns` is given, the restore must apply exactly that many transactions
+  // after the base snapshot (stored transactions are numbered as they are
+  // stored, so a resent one stored twice would show here).
+  void ExpectRestoreEqualsSourceNow(std::optional<size_t> txns = std::nullopt) {
     const DatabaseFingerprints expected = cluster_.DatabaseFingerprint(kDb);
     const std::string instant = ServerNow();
     std::this_thread::sleep_for(milliseconds(5));
@@ -251,6 +254,13 @@ class AgentTest : public ::testing::Test {
     EXPECT_TRUE(FingerprintsEqual(expected, cluster_.DatabaseFingerprint(target)))
         << "restore --to " << instant << "\n"
         << restore.stdout_text;
+    if (txns) {
+      EXPECT_NE(restore.stdout_text.find(
+                    "transactions after the snapshot: " + std::to_string(*txns) + "\n"),
+                std::string::npos)
+          << "expected " << *txns << " transactions:\n"
+          << restore.stdout_text;
+    }
   }
 
   // Inserts rows [first, last] into t, one transaction each.
@@ -359,7 +369,7 @@ TEST_F(AgentTest, ExactlyOnceUnderRepeatedSigkill) {
       << changes.changes_per_xid.size() << " xids in the changelog, " << expected_xids.size()
       << " load transactions";
   EXPECT_EQ(cluster_.Scalar(kDb, "SELECT count(*) FROM t"), std::to_string(kRows - deletes));
-  ExpectRestoreEqualsSourceNow();
+  ExpectRestoreEqualsSourceNow(xids.size());
 }
 
 // 1. One 50,000-row transaction; the agent is SIGKILLed as soon as it
@@ -383,7 +393,7 @@ TEST_F(AgentTest, LargeTransactionSurvivesSigkillRightAfterCommit) {
   CatchUp();
   const TableChanges changes = ChangesOf("big");
   ExpectEachIdInsertedOnce(changes, 1, kRows);
-  ExpectRestoreEqualsSourceNow();
+  ExpectRestoreEqualsSourceNow(1);
 }
 
 // 2a. SIGKILL in the very first moments of the first start, while the new
@@ -554,7 +564,7 @@ TEST_F(AgentTest, ReconnectsAfterServerRestartAndTerminatedWalsender) {
   InsertRows(201, 300);
   CatchUp();
   ExpectEachIdInsertedOnce(ChangesOf("t"), 1, 300);
-  ExpectRestoreEqualsSourceNow();
+  ExpectRestoreEqualsSourceNow(300);
 
   // Walsender terminated.
   ASSERT_EQ(cluster_.Scalar("postgres", "SELECT count(*) FROM pg_replication_slots WHERE active"),
@@ -572,7 +582,7 @@ TEST_F(AgentTest, ReconnectsAfterServerRestartAndTerminatedWalsender) {
   CatchUp();
   EXPECT_TRUE(agent_.IsRunning());
   ExpectEachIdInsertedOnce(ChangesOf("t"), 1, 500);
-  ExpectRestoreEqualsSourceNow();
+  ExpectRestoreEqualsSourceNow(500 + 1);  // and the first restore's mark
 }
 
 // 6. A table without a primary key and with default replica identity: one
