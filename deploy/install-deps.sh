@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libpq-dev libprotobuf-dev protobuf-compiler
-  librocksdb-dev libboost-program-options-dev libspdlog-dev libfmt-dev
+  librocksdb-dev libboost-program-options-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   googletest libgtest-dev libgmock-dev
   postgresql-15 postgresql-client-15
 )

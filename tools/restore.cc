@@ -1,11 +1,13 @@
 #include "tools/restore.h"
 
+#include <nlohmann/json.hpp>
 #include <rocksdb/db.h>
 
 #include <algorithm>
 #include <cinttypes>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <unistd.h>
 #include <cstdio>
 #include <sstream>
@@ -13,6 +15,8 @@
 #include "storage/cli.h"
 #include "storage/coding.h"
 #include "storage/copy_text.h"
+#include "tools/copy_in.h"
+#include "tools/restore_epochs.h"
 #include "storage/dump_sql.h"
 #include "storage/keys.h"
 #include "storage/pg.h"
@@ -22,11 +26,8 @@
 namespace pgtrail {
 namespace {
 
-constexpr size_t kCopyChunkBytes = 1u << 20;
-
 std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
 
-std::string TableName(const pb::Relation& rel) { return rel.nspname() + "." + rel.relname(); }
 
 bool MatchesTable(const std::string& wanted, const pb::Relation& rel) {
   if (wanted == TableName(rel)) return true;
@@ -136,6 +137,8 @@ Status RowFromRowKey(const pb::Relation& rel, std::string_view rowkey, pb::Tuple
 }
 
 }  // namespace
+
+std::string TableName(const pb::Relation& rel) { return rel.nspname() + "." + rel.relname(); }
 
 Status ValidateRestoreTarget(const RestoreOptions& o) {
   const int given = !o.to_time.empty() + !o.to_lsn.empty() + !o.to_xid.empty() + !o.to_mark.empty();
@@ -255,6 +258,62 @@ Status ResolveTarget(Store* store, const RestoreOptions& options,
 
 }  // namespace
 
+bool ParseSchemaChange(const std::string& content, SchemaChange* out) {
+  nlohmann::json j = nlohmann::json::parse(content, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j["event"].is_string() || !j["tag"].is_string() ||
+      !j["query"].is_string()) {
+    return false;
+  }
+  if (j["event"] != "ddl_command_end") return false;  // sql_drop: a notice of the same statement
+  out->tag = j["tag"].get<std::string>();
+  out->query = j["query"].get<std::string>();
+  out->search_path = j["search_path"].is_string() ? j["search_path"].get<std::string>() : "";
+  // pgtrail's own objects, and what a restore leaves out on purpose (roles
+  // and privileges, publications and subscriptions of the source).
+  static const char* const kSkipped[] = {
+      "GRANT", "REVOKE", "CREATE PUBLICATION", "ALTER PUBLICATION", "DROP PUBLICATION",
+      "CREATE SUBSCRIPTION", "ALTER SUBSCRIPTION", "DROP SUBSCRIPTION", "ALTER DEFAULT PRIVILEGES",
+  };
+  for (const char* tag : kSkipped) {
+    if (out->tag == tag) return false;
+  }
+  if (j["schemas"].is_array() && !j["schemas"].empty()) {
+    bool only_ours = true;
+    for (const auto& s : j["schemas"]) only_ours = only_ours && s == "pgtrail";
+    if (only_ours) return false;
+  }
+  return true;
+}
+
+namespace {
+
+// The schema changes after the snapshot up to the last transaction included.
+// A statement string with several DDL commands fires the trigger once per
+// command with the same text; it is replayed once.
+Status CollectSchemaChanges(Store* store, RestorePlan* plan) {
+  if (!plan->last_txn) return Status::OK();
+  std::unique_ptr<rocksdb::Iterator> it(
+      store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Family::kDdl)));
+  for (it->Seek(keys::ChangeKey(plan->snapshot.consistent_lsn(), 0)); it->Valid(); it->Next()) {
+    SchemaChange change;
+    RETURN_IF_ERROR(keys::ParseChangeKey(ToView(it->key()), &change.lsn, &change.seq));
+    if (change.lsn > plan->last_txn->commit_lsn()) break;
+    if (!ParseSchemaChange(it->value().ToString(), &change)) continue;
+    if (!plan->ddl.empty() && plan->ddl.back().lsn == change.lsn &&
+        plan->ddl.back().query == change.query) {
+      continue;
+    }
+    ASSIGN_OR_RETURN(auto txn, store->GetTxn(change.lsn));
+    if (!txn) continue;  // an unfinished transaction's entry
+    change.xid = txn->xid();
+    change.commit_time_us = txn->commit_time_us();
+    plan->ddl.push_back(std::move(change));
+  }
+  return it->status().ok() ? Status::OK() : Status::IOError(it->status().ToString());
+}
+
+}  // namespace
+
 Result<RestorePlan> PlanRestore(Store* store, const RestoreOptions& options) {
   RestorePlan plan;
   RETURN_IF_ERROR(ValidateRestoreTarget(options));
@@ -286,12 +345,21 @@ Result<RestorePlan> PlanRestore(Store* store, const RestoreOptions& options) {
                                       }));
     plan.txns_applied = last_txn->ordinal() - first_ordinal + 1;
   }
-
-  const uint64_t layout_lsn =
-      plan.last_txn ? plan.last_txn->commit_lsn() : plan.snapshot.consistent_lsn();
+  RETURN_IF_ERROR(CollectSchemaChanges(store, &plan));
+  if (!plan.ddl.empty()) {
+    plan.epoch0_end_lsn = plan.ddl.front().lsn;
+    plan.epoch0_end_seq = plan.ddl.front().seq;
+  } else if (plan.last_txn) {
+    plan.epoch0_end_lsn = plan.last_txn->commit_lsn();
+    plan.epoch0_end_seq = UINT32_MAX;
+  } else {
+    plan.epoch0_end_lsn = plan.snapshot.consistent_lsn();
+    plan.epoch0_end_seq = 0;
+  }
   std::vector<bool> used(options.tables.size(), false);
   for (const pb::SnapshotTable& t : plan.snapshot.tables()) {
-    ASSIGN_OR_RETURN(auto layout, store->GetRelation(t.relid(), layout_lsn));
+    ASSIGN_OR_RETURN(auto layout,
+                     store->GetRelation(t.relid(), plan.epoch0_end_lsn, plan.epoch0_end_seq));
     if (!layout) {
       return Status::Corruption("store: no layout for table " + t.nspname() + "." + t.relname());
     }
@@ -324,7 +392,12 @@ Status ForEachRowAt(Store* store, const RestorePlan& plan, const pb::Relation& l
                     const std::function<Status(const pb::Tuple&, uint64_t)>& emit) {
   const uint64_t floor_lsn = plan.snapshot.consistent_lsn();
   const bool have_txns = plan.last_txn.has_value();
-  const uint64_t cutoff = have_txns ? plan.last_txn->commit_lsn() : 0;
+  // Epoch 0: positions before (end_lsn, end_seq).
+  const uint64_t end_lsn = plan.epoch0_end_lsn;
+  const uint32_t end_seq = plan.epoch0_end_seq;
+  auto before_end = [&](uint64_t lsn, uint32_t seq) {
+    return lsn < end_lsn || (lsn == end_lsn && seq < end_seq);
+  };
   const uint32_t relid = layout.relid();
   const bool multiset = IsMultiset(layout);
 
@@ -335,15 +408,15 @@ Status ForEachRowAt(Store* store, const RestorePlan& plan, const pb::Relation& l
   if (have_txns) {
     std::unique_ptr<rocksdb::Iterator> it(
         store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Family::kTruncate)));
-    it->SeekForPrev(keys::TruncateKey(relid, cutoff, UINT32_MAX));
+    it->SeekForPrev(keys::TruncateKey(relid, end_lsn, end_seq));
     if (it->Valid()) {
       uint32_t r;
       RETURN_IF_ERROR(keys::ParseTruncateKey(ToView(it->key()), &r, &trunc_lsn, &trunc_seq));
-      truncated = r == relid && trunc_lsn >= floor_lsn;
+      truncated = r == relid && trunc_lsn >= floor_lsn && before_end(trunc_lsn, trunc_seq);
     }
   }
   auto in_window = [&](uint64_t lsn, uint32_t seq) {
-    if (!have_txns || lsn < floor_lsn || lsn > cutoff) return false;
+    if (!have_txns || lsn < floor_lsn || !before_end(lsn, seq)) return false;
     if (truncated && (lsn < trunc_lsn || (lsn == trunc_lsn && seq <= trunc_seq))) return false;
     return true;
   };
@@ -534,64 +607,38 @@ Result<int> CleanTarget(PgConn* conn) {
 
 Status CopyTableIn(Store* store, const RestorePlan& plan, PgConn* conn, RestoreTable* table) {
   const pb::Relation& rel = table->layout;
-  std::string sql = "COPY " + QualifiedName(rel.nspname(), rel.relname());
-  if (rel.columns_size() > 0) {  // a table without columns takes no list
-    sql += " (";
-    for (int i = 0; i < rel.columns_size(); i++) {
-      sql += (i > 0 ? ", " : "") + QuoteIdent(rel.columns(i).name());
-    }
-    sql += ")";
-  }
-  sql += " FROM STDIN";
-  PGresult* res = PQexec(conn->get(), sql.c_str());
-  const bool copy_in = PQresultStatus(res) == PGRES_COPY_IN;
-  std::string err = PQresultErrorMessage(res);
-  PQclear(res);
-  if (!copy_in) {
-    return Status::FailedPrecondition("cannot load " + TableName(rel) + ": " + err);
-  }
-  std::string buffer;
-  uint64_t rows = 0;
-  auto send = [&]() -> Status {
-    if (PQputCopyData(conn->get(), buffer.data(), static_cast<int>(buffer.size())) != 1) {
-      return Status::Unavailable("load of " + TableName(rel) + " failed: " + conn->LastError());
-    }
-    buffer.clear();
-    return Status::OK();
-  };
+  CopyIn copy(conn, TableName(rel));
+  RETURN_IF_ERROR(copy.Begin(QualifiedName(rel.nspname(), rel.relname()), ColumnNames(rel)));
   Status st = ForEachRowAt(store, plan, rel, [&](const pb::Tuple& row, uint64_t copies) {
-    if (row.kinds().find('?') != std::string::npos) {
-      return Status::Corruption("a row of " + TableName(rel) +
-                                " holds a TOAST value that was never captured; the restore "
-                                "would not be exact");
-    }
-    for (uint64_t i = 0; i < copies; i++) AppendCopyTextRow(&buffer, row);
-    rows += copies;
-    if (buffer.size() >= kCopyChunkBytes) return send();
-    return Status::OK();
+    return copy.Add(row, copies);
   });
-  if (st.ok() && !buffer.empty()) st = send();
-  if (PQputCopyEnd(conn->get(), st.ok() ? nullptr : "pgtrail: load aborted") != 1) {
-    return Status::Unavailable("load of " + TableName(rel) + " failed: " + conn->LastError());
-  }
-  while (PGresult* r = PQgetResult(conn->get())) {
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && st.ok()) {
-      st = Status::FailedPrecondition("load of " + TableName(rel) +
-                                      " failed: " + PQresultErrorMessage(r));
-    }
-    PQclear(r);
-  }
-  table->rows = rows;
+  st = copy.End(st);
+  table->rows = copy.rows();
   return st;
 }
 
-// Sets every sequence from the snapshot, never below max() of a column it owns.
+// Sets every sequence of the target: its value in the snapshot, never below
+// the largest value of a column it owns (so new inserts do not collide).
+// Sequences created after the snapshot follow their columns alone.
 Status RestoreSequences(PgConn* conn, const RestorePlan& plan) {
-  for (const pb::SequenceValue& seq : plan.snapshot.sequences()) {
-    const std::string name = QualifiedName(seq.nspname(), seq.relname());
-    ASSIGN_OR_RETURN(PgResult exists,
-                     conn->QueryParams("SELECT to_regclass($1) IS NOT NULL", {name}));
-    if (exists.Get(0, 0) != "t") continue;  // its table was not restored (--tables)
+  ASSIGN_OR_RETURN(PgResult seqs,
+                   conn->Query("SELECT c.oid::regclass::text, n.nspname, c.relname "
+                               "FROM pg_catalog.pg_class c "
+                               "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                               "WHERE c.relkind = 'S' AND n.nspname NOT IN "
+                               "('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'"));
+  for (int s = 0; s < seqs.rows(); s++) {
+    const std::string name = seqs.GetString(s, 0);  // regclass text: quoted as needed
+    bool known = false;
+    int64_t value = 0;
+    bool is_called = false;
+    for (const pb::SequenceValue& v : plan.snapshot.sequences()) {
+      if (v.nspname() == seqs.Get(s, 1) && v.relname() == seqs.Get(s, 2)) {
+        known = true;
+        value = v.last_value();
+        is_called = v.is_called();
+      }
+    }
     ASSIGN_OR_RETURN(
         PgResult owned,
         conn->QueryParams("SELECT d.refobjid::regclass::text, a.attname FROM pg_catalog.pg_depend d "
@@ -600,19 +647,18 @@ Status RestoreSequences(PgConn* conn, const RestorePlan& plan) {
                           "WHERE d.classid = 'pg_catalog.pg_class'::regclass "
                           "AND d.objid = $1::regclass AND d.deptype IN ('a', 'i')",
                           {name}));
-    int64_t value = seq.last_value();
-    bool is_called = seq.is_called();
     for (int i = 0; i < owned.rows(); i++) {
       ASSIGN_OR_RETURN(PgResult max, conn->Query("SELECT max(" + QuoteIdent(owned.Get(i, 1)) +
                                                  ")::bigint FROM " + owned.GetString(i, 0)));
-      if (!max.IsNull(0, 0)) {
-        const int64_t m = std::stoll(max.GetString(0, 0));
-        if (m > value || (m == value && !is_called)) {
-          value = m;
-          is_called = true;
-        }
+      if (max.IsNull(0, 0)) continue;
+      const int64_t m = std::stoll(max.GetString(0, 0));
+      if (!known || m > value || (m == value && !is_called)) {
+        value = m;
+        is_called = true;
+        known = true;
       }
     }
+    if (!known) continue;
     RETURN_IF_ERROR(conn->QueryParams("SELECT pg_catalog.setval($1::regclass, $2, $3)",
                                       {name, std::to_string(value), is_called ? "true" : "false"})
                         .status());
@@ -620,22 +666,9 @@ Status RestoreSequences(PgConn* conn, const RestorePlan& plan) {
   return Status::OK();
 }
 
-// --tables: the pre-data step created every table; the ones not chosen go
-// again, with what depends on them (their owned sequences, views).
-Status DropUnchosenTables(PgConn* conn, const RestorePlan& plan) {
-  for (const pb::SnapshotTable& t : plan.snapshot.tables()) {
-    bool chosen = false;
-    for (const RestoreTable& r : plan.tables) chosen = chosen || r.layout.relid() == t.relid();
-    if (chosen) continue;
-    RETURN_IF_ERROR(conn->Exec("DROP TABLE IF EXISTS " + QualifiedName(t.nspname(), t.relname()) +
-                               " CASCADE"));
-  }
-  return Status::OK();
-}
-
-// --tables: indexes, constraints and triggers of the chosen tables. An entry
-// that names a table that was not restored (a foreign key to it, say) is
-// skipped; every other failure fails the restore.
+// --tables: indexes, constraints and triggers, each entry on its own; an
+// entry that needs a table left out (a foreign key into an empty table, say)
+// is skipped. Every other failure fails the restore.
 Status ApplyPostDataForChosen(PgConn* conn, const std::string& post_data) {
   std::vector<DumpEntry> entries = SplitDumpEntries(post_data);
   RETURN_IF_ERROR(conn->Exec(entries.front().sql));
@@ -643,13 +676,30 @@ Status ApplyPostDataForChosen(PgConn* conn, const std::string& post_data) {
     RETURN_IF_ERROR(conn->Exec("SAVEPOINT pgtrail_entry"));
     Status st = conn->Exec(entries[i].sql);
     if (!st.ok()) {
-      if (st.code() != Status::kFailedPrecondition ||
-          st.message().find("does not exist") == std::string::npos) {
+      const bool needs_left_out = st.message().find("does not exist") != std::string::npos ||
+                                  st.message().find("violates foreign key") != std::string::npos;
+      if (st.code() != Status::kFailedPrecondition || !needs_left_out) {
         return st.WithContext("schema (post-data)");
       }
       RETURN_IF_ERROR(conn->Exec("ROLLBACK TO SAVEPOINT pgtrail_entry"));
     }
     RETURN_IF_ERROR(conn->Exec("RELEASE SAVEPOINT pgtrail_entry"));
+  }
+  return Status::OK();
+}
+
+// --tables: every table that did not get rows goes, with what depends on it.
+Status DropTablesNotLoaded(PgConn* conn, const std::set<std::string>& loaded_oids) {
+  ASSIGN_OR_RETURN(PgResult tables,
+                   conn->Query("SELECT c.oid::text, c.oid::regclass::text FROM pg_catalog.pg_class c "
+                               "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                               "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+                               "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                               "AND n.nspname !~ '^pg_'"));
+  for (int i = 0; i < tables.rows(); i++) {
+    if (loaded_oids.count(tables.GetString(i, 0)) != 0) continue;
+    // regclass text is already quoted as needed.
+    RETURN_IF_ERROR(conn->Exec("DROP TABLE IF EXISTS " + tables.GetString(i, 1) + " CASCADE"));
   }
   return Status::OK();
 }
@@ -673,20 +723,44 @@ Status ExecuteRestore(Store* store, RestorePlan* plan, const RestoreOptions& opt
   RETURN_IF_ERROR(conn->Exec(JoinDumpEntries(SplitDumpEntries(plan->snapshot.pre_data_sql())))
                       .WithContext("schema (pre-data)"));
   RETURN_IF_ERROR(conn->Exec("SET search_path = pg_catalog"));
+  const bool some_tables = !options.tables.empty();
+  std::set<std::string> loaded_oids;
   uint64_t total = 0;
   for (RestoreTable& t : plan->tables) {
     RETURN_IF_ERROR(CopyTableIn(store, *plan, conn.get(), &t));
     total += t.rows;
     out << "  " << TableName(t.layout) << ": " << t.rows << " rows\n";
+    ASSIGN_OR_RETURN(PgResult oid, conn->QueryParams("SELECT to_regclass($1)::oid::text",
+                                                     {QualifiedName(t.layout.nspname(),
+                                                                    t.layout.relname())}));
+    if (oid.rows() == 1 && !oid.IsNull(0, 0)) loaded_oids.insert(oid.GetString(0, 0));
   }
-  if (options.tables.empty()) {
+  if (!some_tables) {
     RETURN_IF_ERROR(conn->Exec(JoinDumpEntries(SplitDumpEntries(plan->snapshot.post_data_sql())))
                         .WithContext("schema (post-data)"));
   } else {
-    RETURN_IF_ERROR(DropUnchosenTables(conn.get(), *plan));
     RETURN_IF_ERROR(ApplyPostDataForChosen(conn.get(), plan->snapshot.post_data_sql()));
   }
   RETURN_IF_ERROR(conn->Exec("SET search_path = pg_catalog"));
+  if (!plan->ddl.empty()) {
+    out << "schema changes after the snapshot: " << plan->ddl.size() << "\n";
+    EpochOptions epoch_options;
+    if (some_tables) {
+      std::set<uint32_t> chosen_relids;
+      for (const RestoreTable& t : plan->tables) chosen_relids.insert(t.layout.relid());
+      const std::vector<std::string> names = options.tables;
+      epoch_options.chosen = [chosen_relids, names](const pb::Relation& rel) {
+        if (chosen_relids.count(rel.relid()) != 0) return true;
+        for (const std::string& n : names) {
+          if (MatchesTable(n, rel)) return true;
+        }
+        return false;
+      };
+      epoch_options.tolerate_ddl_failures = true;
+    }
+    RETURN_IF_ERROR(ApplyEpochs(store, *plan, conn.get(), epoch_options, &loaded_oids, out));
+  }
+  if (some_tables) RETURN_IF_ERROR(DropTablesNotLoaded(conn.get(), loaded_oids));
   RETURN_IF_ERROR(RestoreSequences(conn.get(), *plan));
   RETURN_IF_ERROR(conn->Exec("COMMIT"));
   out << "restored " << plan->tables.size() << " tables, " << total << " rows\n";

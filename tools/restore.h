@@ -35,12 +35,27 @@ struct RestoreOptions {
   bool assume_yes = false;  // --clean without the interactive confirmation
 };
 
+// "schema.table", for messages.
+std::string TableName(const pb::Relation& rel);
+
 // Checks that exactly one target is given and that it parses.
 Status ValidateRestoreTarget(const RestoreOptions& options);
 
 struct RestoreTable {
   pb::Relation layout;  // columns as of the restore point
   uint64_t rows = 0;    // filled by counting (dry run) or loading
+};
+
+// A schema change between the snapshot and the restore point, replayed in
+// the target at its place: it ends one epoch of rows and starts the next.
+struct SchemaChange {
+  uint64_t lsn = 0;  // commit LSN of its transaction
+  uint32_t seq = 0;  // its place in the transaction
+  uint32_t xid = 0;
+  int64_t commit_time_us = 0;
+  std::string tag;          // "ALTER TABLE"
+  std::string query;        // the statement text as the client sent it
+  std::string search_path;  // the session's search_path when it ran
 };
 
 struct RestorePlan {
@@ -51,9 +66,20 @@ struct RestorePlan {
   // point comes before the first transaction after the snapshot.
   std::optional<pb::TxnHeader> last_txn;
   uint64_t txns_applied = 0;  // transactions after the snapshot up to last_txn
-  std::vector<RestoreTable> tables;
+  std::vector<RestoreTable> tables;  // as of the end of epoch 0
   pb::StoreMeta meta;
+  // Schema changes to replay, in order. Epoch 0 (snapshot plus the rows up
+  // to the first schema change) is loaded by merge; each later epoch is
+  // applied as a delta after its schema change.
+  std::vector<SchemaChange> ddl;
+  // Epoch 0 holds the changes at positions before (epoch0_end_lsn, _seq).
+  uint64_t epoch0_end_lsn = 0;
+  uint32_t epoch0_end_seq = 0;
 };
+
+// Parses a stored 'pgtrail.ddl' message; false if it is not one to replay
+// (a sql_drop notice, pgtrail's own objects, privileges, publications).
+bool ParseSchemaChange(const std::string& content, SchemaChange* out);
 
 // Resolves the time and picks what to restore. Refuses (kInvalidArgument) a
 // time outside the store's history, saying which range is available.

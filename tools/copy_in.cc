@@ -1,0 +1,72 @@
+#include "tools/copy_in.h"
+
+#include "storage/copy_text.h"
+
+namespace pgtrail {
+namespace {
+constexpr size_t kChunkBytes = 1u << 20;
+}  // namespace
+
+std::vector<std::string> ColumnNames(const pb::Relation& layout) {
+  std::vector<std::string> names;
+  for (const pb::Column& c : layout.columns()) names.push_back(QuoteIdent(c.name()));
+  return names;
+}
+
+Status CopyIn::Begin(const std::string& table_sql, const std::vector<std::string>& columns) {
+  std::string sql = "COPY " + table_sql;
+  if (!columns.empty()) {  // a table without columns takes no list
+    sql += " (";
+    for (size_t i = 0; i < columns.size(); i++) sql += (i > 0 ? ", " : "") + columns[i];
+    sql += ")";
+  }
+  sql += " FROM STDIN";
+  PGresult* res = PQexec(conn_->get(), sql.c_str());
+  const bool copy_in = PQresultStatus(res) == PGRES_COPY_IN;
+  std::string err = PQresultErrorMessage(res);
+  PQclear(res);
+  while (!err.empty() && err.back() == '\n') err.pop_back();
+  if (!copy_in) return Status::FailedPrecondition("cannot load " + what_ + ": " + err);
+  active_ = true;
+  return Status::OK();
+}
+
+Status CopyIn::Add(const pb::Tuple& row, uint64_t copies) {
+  if (row.kinds().find('?') != std::string::npos) {
+    return Status::Corruption("a row of " + what_ +
+                              " holds a TOAST value that was never captured; the restore "
+                              "would not be exact");
+  }
+  for (uint64_t i = 0; i < copies; i++) AppendCopyTextRow(&buffer_, row);
+  rows_ += copies;
+  if (buffer_.size() >= kChunkBytes) return Send();
+  return Status::OK();
+}
+
+Status CopyIn::Send() {
+  if (PQputCopyData(conn_->get(), buffer_.data(), static_cast<int>(buffer_.size())) != 1) {
+    return Status::Unavailable("load of " + what_ + " failed: " + conn_->LastError());
+  }
+  buffer_.clear();
+  return Status::OK();
+}
+
+Status CopyIn::End(Status st) {
+  if (!active_) return st;
+  active_ = false;
+  if (st.ok() && !buffer_.empty()) st = Send();
+  if (PQputCopyEnd(conn_->get(), st.ok() ? nullptr : "pgtrail: load aborted") != 1) {
+    return Status::Unavailable("load of " + what_ + " failed: " + conn_->LastError());
+  }
+  while (PGresult* r = PQgetResult(conn_->get())) {
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && st.ok()) {
+      std::string err = PQresultErrorMessage(r);
+      while (!err.empty() && err.back() == '\n') err.pop_back();
+      st = Status::FailedPrecondition("load of " + what_ + " failed: " + err);
+    }
+    PQclear(r);
+  }
+  return st;
+}
+
+}  // namespace pgtrail
