@@ -24,7 +24,7 @@ BEGIN
       'tag', tg_tag,
       'query', pg_catalog.current_query(),
       'search_path', pg_catalog.current_setting('search_path'),
-      'schemas', pg_catalog.coalesce(schemas, '{}'::text[]))::text);
+      'schemas', COALESCE(schemas, '{}'::text[]))::text);
 END
 $fn$;
 
