@@ -2,6 +2,7 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <regex.h>
 #include <tuple>
 #include <vector>
@@ -22,6 +23,16 @@ const char* OpName(pb::Change::Op op) {
     case pb::Change::MESSAGE: return "message";
     default: return "unknown";
   }
+}
+
+// What a change is, for people and for --op: the row operations, and for
+// logical messages: "ddl" (schema changes), "mark" (named restore points),
+// "message" (anything else).
+std::string ChangeKind(const pb::Change& c) {
+  if (c.op() != pb::Change::MESSAGE) return OpName(c.op());
+  if (c.prefix() == "pgtrail.ddl") return "ddl";
+  if (c.prefix() == "pgtrail.mark") return "mark";
+  return "message";
 }
 
 bool IsValue(const pb::Tuple& t, int i) {
@@ -174,7 +185,7 @@ class Grep {
   }
 
   Status OneChange(const pb::TxnHeader& h, uint32_t seq, const pb::Change& c) {
-    if (!options_.op.empty() && options_.op != OpName(c.op())) return Status::OK();
+    if (!options_.op.empty() && options_.op != ChangeKind(c)) return Status::OK();
     if (c.op() == pb::Change::TRUNCATE) {
       std::vector<const pb::Relation*> rels;
       bool any = false;
@@ -204,8 +215,21 @@ class Grep {
       return Status::OK();
     }
     if (c.op() == pb::Change::MESSAGE) {
-      if (!options_.table.empty() || !PatternMatches(c)) return Status::OK();
+      if (!options_.table.empty()) return Status::OK();
+      const std::string kind = ChangeKind(c);
+      if (kind == "ddl") return SchemaChange(h, c);
+      if (!PatternMatches(c)) return Status::OK();
       Header(h, c, nullptr);
+      if (kind == "mark") {
+        const std::string name = nlohmann::json::parse(c.content(), nullptr, false).value(
+            "name", std::string("?"));
+        if (json_()) {
+          out_ << ",\"name\":\"" << JsonEscape(name) << "\"}\n";
+        } else {
+          out_ << " " << name << "\n";
+        }
+        return Status::OK();
+      }
       if (json_()) {
         out_ << ",\"prefix\":\"" << JsonEscape(c.prefix()) << "\",\"content\":\""
              << JsonEscape(c.content()) << "\"}\n";
@@ -303,10 +327,34 @@ class Grep {
     return Status::OK();
   }
 
+  // One DDL statement: its tag and text (the sql_drop notice of the same
+  // statement is not shown again).
+  Status SchemaChange(const pb::TxnHeader& h, const pb::Change& c) {
+    nlohmann::json j = nlohmann::json::parse(c.content(), nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || j.value("event", std::string()) != "ddl_command_end") {
+      return Status::OK();
+    }
+    const std::string tag = j.value("tag", std::string("?"));
+    const std::string query = j.value("query", std::string());
+    if (pattern_ && !pattern_->Search(query) && !pattern_->Search(tag)) return Status::OK();
+    Header(h, c, nullptr);
+    if (json_()) {
+      out_ << ",\"tag\":\"" << JsonEscape(tag) << "\",\"query\":\"" << JsonEscape(query)
+           << "\"}\n";
+    } else {
+      std::string shown = query;
+      while (!shown.empty() && (shown.back() == '\n' || shown.back() == ' ' || shown.back() == ';')) {
+        shown.pop_back();
+      }
+      out_ << " " << tag << ": " << shown << "\n";
+    }
+    return Status::OK();
+  }
+
   void Header(const pb::TxnHeader& h, const pb::Change& c, const pb::Relation* rel) {
     if (json_()) {
       out_ << "{\"time\":\"" << FormatTimestampUtc(h.commit_time_us()) << "\",\"xid\":" << h.xid()
-           << ",\"lsn\":\"" << FormatLsn(h.commit_lsn()) << "\",\"op\":\"" << OpName(c.op())
+           << ",\"lsn\":\"" << FormatLsn(h.commit_lsn()) << "\",\"op\":\"" << ChangeKind(c)
            << "\"";
       if (rel != nullptr && c.op() != pb::Change::TRUNCATE) {
         out_ << ",\"schema\":\"" << JsonEscape(rel->nspname()) << "\",\"table\":\""
@@ -314,7 +362,7 @@ class Grep {
       }
       return;
     }
-    std::string op = OpName(c.op());
+    std::string op = ChangeKind(c);
     for (char& ch : op) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
     out_ << FormatTimestampUtc(h.commit_time_us()) << "  xid " << h.xid() << "  "
          << FormatLsn(h.commit_lsn()) << "  " << op;
@@ -366,10 +414,11 @@ Status ValidateChangelogOptions(const ChangelogOptions& options) {
     return Status::InvalidArgument("invalid --format \"" + options.format +
                                    "\": expected text or json");
   }
-  static const char* const kOps[] = {"", "insert", "update", "delete", "truncate", "message"};
+  static const char* const kOps[] = {"",         "insert", "update", "delete",
+                                     "truncate", "ddl",    "mark",   "message"};
   if (std::find(std::begin(kOps), std::end(kOps), options.op) == std::end(kOps)) {
     return Status::InvalidArgument("invalid --op \"" + options.op +
-                                   "\": expected insert, update, delete, truncate or message");
+                                   "\": expected insert, update, delete, truncate, ddl, mark or message");
   }
   if (!options.pattern.empty()) RETURN_IF_ERROR(Pattern::Compile(options.pattern).status());
   if (!options.since.empty()) RETURN_IF_ERROR(ParseTimestamp(options.since).status());

@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
       ("table", po::value(&options.table), "only this table (schema.table or table)")
       ("since", po::value(&options.since), "only changes committed at or after TIME")
       ("until", po::value(&options.until), "only changes committed at or before TIME")
-      ("op", po::value(&options.op), "only insert, update, delete, truncate or message")
+      ("op", po::value(&options.op),
+       "only insert, update, delete, truncate, ddl (schema changes), mark or message")
       ("format", po::value(&options.format)->default_value("text"),
        "text, or json (one object per line)")
       ("version", "print the version and exit")
