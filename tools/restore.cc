@@ -17,6 +17,7 @@
 #include "storage/copy_text.h"
 #include "tools/copy_in.h"
 #include "tools/restore_epochs.h"
+#include "tools/sql_statements.h"
 #include "storage/dump_sql.h"
 #include "storage/keys.h"
 #include "storage/pg.h"
@@ -268,6 +269,20 @@ bool ParseSchemaChange(const std::string& content, SchemaChange* out) {
   out->tag = j["tag"].get<std::string>();
   out->query = j["query"].get<std::string>();
   out->search_path = j["search_path"].is_string() ? j["search_path"].get<std::string>() : "";
+  // Replay only the schema statements of a statement string; a string with
+  // none (a DDL-running function, a DO block) is replayed whole.
+  std::string replay;
+  for (const std::string& stmt : SplitSqlStatements(out->query)) {
+    if (IsSchemaStatement(stmt)) replay += stmt + ";\n";
+  }
+  out->replay_sql = replay.empty() ? out->query : replay;
+  if ((out->tag == "CREATE TABLE AS" || out->tag == "SELECT INTO") && j["objects"].is_array()) {
+    for (const auto& o : j["objects"]) {
+      if (o.is_object() && o.value("type", "") == "table" && o["identity"].is_string()) {
+        out->filled_tables.push_back(o["identity"].get<std::string>());
+      }
+    }
+  }
   // pgtrail's own objects, and what a restore leaves out on purpose (roles
   // and privileges, publications and subscriptions of the source).
   static const char* const kSkipped[] = {
@@ -299,9 +314,11 @@ Status CollectSchemaChanges(Store* store, RestorePlan* plan) {
     RETURN_IF_ERROR(keys::ParseChangeKey(ToView(it->key()), &change.lsn, &change.seq));
     if (change.lsn > plan->last_txn->commit_lsn()) break;
     if (!ParseSchemaChange(it->value().ToString(), &change)) continue;
-    if (!plan->ddl.empty() && plan->ddl.back().lsn == change.lsn &&
-        plan->ddl.back().query == change.query) {
-      continue;
+    // Each command of a statement string reports the whole string: it is
+    // replayed at the first, and the others still split epochs.
+    for (auto prev = plan->ddl.rbegin(); prev != plan->ddl.rend() && prev->lsn == change.lsn;
+         ++prev) {
+      if (prev->query == change.query) change.replay_sql.clear();
     }
     ASSIGN_OR_RETURN(auto txn, store->GetTxn(change.lsn));
     if (!txn) continue;  // an unfinished transaction's entry

@@ -56,6 +56,13 @@ struct SchemaChange {
   std::string tag;          // "ALTER TABLE"
   std::string query;        // the statement text as the client sent it
   std::string search_path;  // the session's search_path when it ran
+  // What to run in the target: the schema statements of `query` (its other
+  // statements are data changes, which come from the stream). Empty when an
+  // earlier command of the same statement string already replayed them.
+  std::string replay_sql;
+  // Tables a CREATE TABLE AS / SELECT INTO filled: emptied after the replay,
+  // because their rows come from the stream.
+  std::vector<std::string> filled_tables;
 };
 
 struct RestorePlan {

@@ -246,8 +246,11 @@ Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
     RETURN_IF_ERROR(conn->QueryParams("SELECT pg_catalog.set_config('search_path', $1, true)",
                                       {d.search_path})
                         .status());
-    Status st = conn->Exec(d.query);
+    Status st = d.replay_sql.empty() ? Status::OK() : conn->Exec(d.replay_sql);
     RETURN_IF_ERROR(conn->Exec("SET LOCAL search_path = pg_catalog"));
+    for (const std::string& table : d.filled_tables) {
+      if (st.ok()) st = conn->Exec("TRUNCATE ONLY " + table);  // identity: quoted as needed
+    }
     const std::string where = d.tag + " of xid " + std::to_string(d.xid) + " at LSN " +
                               FormatLsn(d.lsn);
     if (!st.ok()) {
@@ -256,7 +259,7 @@ Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
       }
       RETURN_IF_ERROR(conn->Exec("ROLLBACK TO SAVEPOINT pgtrail_ddl"));
       out << "  skipped " << where << " (it needs a table left out: " << st.message() << ")\n";
-    } else {
+    } else if (!d.replay_sql.empty()) {
       out << "  replayed " << where << "\n";
     }
     RETURN_IF_ERROR(conn->Exec("RELEASE SAVEPOINT pgtrail_ddl"));

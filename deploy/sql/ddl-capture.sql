@@ -10,21 +10,30 @@ CREATE OR REPLACE FUNCTION pgtrail.capture_ddl() RETURNS event_trigger
 LANGUAGE plpgsql AS $fn$
 DECLARE
   schemas text[];
+  objects json;
 BEGIN
   IF tg_event = 'sql_drop' THEN
-    SELECT pg_catalog.array_agg(DISTINCT d.schema_name) INTO schemas
-      FROM pg_catalog.pg_event_trigger_dropped_objects() d WHERE d.schema_name IS NOT NULL;
+    SELECT pg_catalog.array_agg(DISTINCT d.schema_name),
+           pg_catalog.json_agg(pg_catalog.json_build_object(
+             'type', d.object_type, 'identity', d.object_identity))
+      INTO schemas, objects
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d;
   ELSE
-    SELECT pg_catalog.array_agg(DISTINCT c.schema_name) INTO schemas
-      FROM pg_catalog.pg_event_trigger_ddl_commands() c WHERE c.schema_name IS NOT NULL;
+    SELECT pg_catalog.array_agg(DISTINCT c.schema_name),
+           pg_catalog.json_agg(pg_catalog.json_build_object(
+             'type', c.object_type, 'identity', c.object_identity))
+      INTO schemas, objects
+      FROM pg_catalog.pg_event_trigger_ddl_commands() c;
   END IF;
+  schemas := pg_catalog.array_remove(schemas, NULL);
   PERFORM pg_catalog.pg_logical_emit_message(true, 'pgtrail.ddl',
     pg_catalog.json_build_object(
       'event', tg_event,
       'tag', tg_tag,
       'query', pg_catalog.current_query(),
       'search_path', pg_catalog.current_setting('search_path'),
-      'schemas', COALESCE(schemas, '{}'::text[]))::text);
+      'schemas', COALESCE(schemas, '{}'::text[]),
+      'objects', COALESCE(objects, '[]'::json))::text);
 END
 $fn$;
 
