@@ -524,7 +524,20 @@ void PrintPlan(const RestorePlan& plan, bool with_rows, std::ostream& out) {
     out << "last transaction included: none after the base snapshot\n";
   }
   out << "transactions after the snapshot: " << plan.txns_applied << "\n";
-  out << "tables: " << plan.tables.size() << "\n";
+  out << "schema changes to replay: " << plan.ddl.size() << "\n";
+  for (const SchemaChange& d : plan.ddl) {
+    if (d.replay_sql.empty()) continue;
+    std::string shown = d.replay_sql;
+    for (char& c : shown) {
+      if (c == '\n') c = ' ';
+    }
+    if (shown.size() > 100) shown = shown.substr(0, 97) + "...";
+    out << "  " << FormatTimestampUtc(d.commit_time_us) << "  xid " << d.xid << "  "
+        << FormatLsn(d.lsn) << "  " << d.tag << ": " << shown << "\n";
+  }
+  out << "tables: " << plan.tables.size()
+      << (plan.ddl.empty() ? "" : " (as of the base snapshot and before the first schema change)")
+      << "\n";
   for (const RestoreTable& t : plan.tables) {
     out << "  " << TableName(t.layout);
     if (with_rows) out << ": " << t.rows << " rows";
