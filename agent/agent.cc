@@ -189,6 +189,28 @@ class Agent {
     return Status::OK();
   }
 
+  // A clean stop keeps what the server has already sent: ask for a
+  // keepalive, which follows everything sent before it, and store what comes
+  // until it arrives outside a transaction (at most a few seconds).
+  Status DrainBeforeStop(pgoutput::Message* msg, StreamFrame* frame) {
+    RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()), reported_,
+                                        /*reply_requested=*/true));
+    const auto deadline = Clock::now() + std::chrono::seconds(3);
+    while (Clock::now() < deadline) {
+      RETURN_IF_ERROR(stream_->Read(100, frame));
+      if (frame->kind == StreamFrame::kXLogData) {
+        RETURN_IF_ERROR(pgoutput::Decode(frame->payload, msg));
+        RETURN_IF_ERROR(capture_->OnMessage(*msg));
+        if (capture_->pending_bytes() >= options_.max_group_bytes) RETURN_IF_ERROR(Flush());
+      } else if (frame->kind == StreamFrame::kKeepalive && !capture_->in_transaction()) {
+        return Status::OK();
+      } else if (frame->kind == StreamFrame::kEnd) {
+        return Status::OK();
+      }
+    }
+    return Status::OK();
+  }
+
   Status Stream() {
     pgoutput::Message msg;
     StreamFrame frame;
@@ -199,6 +221,7 @@ class Agent {
     uint64_t server_wal_end = 0;
     for (;;) {
       if (stop_->load()) {
+        RETURN_IF_ERROR(DrainBeforeStop(&msg, &frame));
         RETURN_IF_ERROR(Flush());
         RETURN_IF_ERROR(stream_->Finish());
         return Status::OK();

@@ -175,10 +175,38 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, bool read_on
     s = rocksdb::DB::OpenAsSecondary(options, path, store->secondary_path_, descriptors,
                                      &store->handles_, &store->db_);
   } else {
+    if (!fresh) {
+      // Only ever add our families to a database made of ours: a foreign
+      // RocksDB database is refused untouched.
+      std::vector<std::string> names;
+      s = rocksdb::DB::ListColumnFamilies(options, path, &names);
+      if (!s.ok()) return FromRocks(s, "cannot read store " + path);
+      for (const std::string& name : names) {
+        if (std::find(std::begin(kFamilyNames), std::end(kFamilyNames), name) ==
+            std::end(kFamilyNames)) {
+          return Status::FailedPrecondition(path + " is not a pgtrail store");
+        }
+      }
+    }
     s = rocksdb::DB::Open(options, path, descriptors, &store->handles_, &store->db_);
   }
   if (!s.ok()) return FromRocks(s, "cannot open store " + path);
 
+  if (!fresh && !read_only) {
+    // A creation interrupted before its meta was written (kill -9 while
+    // RocksDB made its families) left an empty database: finish creating it.
+    ASSIGN_OR_RETURN(auto existing, store->Get(Family::kMeta, keys::kMetaKey));
+    if (!existing) {
+      bool empty = true;
+      for (auto* handle : store->handles_) {
+        std::unique_ptr<rocksdb::Iterator> it(store->db_->NewIterator(rocksdb::ReadOptions(), handle));
+        it->SeekToFirst();
+        empty = empty && !it->Valid();
+      }
+      if (!empty) return Status::FailedPrecondition(path + " is not a pgtrail store");
+      fresh = true;
+    }
+  }
   if (fresh) {
     pb::StoreMeta meta;
     meta.set_magic(kStoreMagic);
