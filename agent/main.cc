@@ -35,6 +35,7 @@ int RunMarkCommand(int argc, char** argv) {
       "Options");
   desc.add_options()
       ("source", po::value(&source), "source database (libpq connection string or URI)")
+      ("version", "print the version and exit")
       ("help,h", "print this help and exit");
   po::options_description hidden;
   hidden.add_options()("name", po::value(&name));
@@ -43,17 +44,9 @@ int RunMarkCommand(int argc, char** argv) {
   po::positional_options_description positional;
   positional.add("name", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "%s: %s\nHINT: see pgtrail-agent mark --help\n", kProgram, e.what());
-    return pgtrail::kUsageExitCode;
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
+  const int parsed =
+      pgtrail::ParseCommandLine("pgtrail-agent mark", argc, argv, desc, all, &positional, "", &vm);
+  if (parsed >= 0) return parsed;
   if (name.empty()) {
     std::fprintf(stderr, "%s: a mark NAME is required\n", kProgram);
     return pgtrail::kUsageExitCode;
@@ -99,30 +92,8 @@ int main(int argc, char** argv) {
       ("help,h", "print this help and exit");
 
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("config")) {
-      const std::string path = vm["config"].as<std::string>();
-      std::ifstream in(path);
-      if (!in) {
-        std::fprintf(stderr, "%s: cannot read config file %s\n", kProgram, path.c_str());
-        return pgtrail::kUsageExitCode;
-      }
-      po::store(po::parse_config_file(in, desc), vm);
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "%s: %s\nHINT: see pgtrail-agent --help\n", kProgram, e.what());
-    return pgtrail::kUsageExitCode;
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
-  if (vm.count("version")) {
-    pgtrail::PrintVersion(kProgram);
-    return 0;
-  }
+  const int parsed = pgtrail::ParseCommandLine(kProgram, argc, argv, desc, desc, nullptr, "config", &vm);
+  if (parsed >= 0) return parsed;
   if (!vm.count("store")) {
     std::fprintf(stderr, "%s: --store is required\nHINT: see pgtrail-agent --help\n", kProgram);
     return pgtrail::kUsageExitCode;

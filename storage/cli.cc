@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <fstream>
+#include <iostream>
 
 #include "storage/version.h"
 
@@ -24,6 +26,42 @@ int ReportError(const char* program, const Status& status) {
 
 void PrintVersion(const char* program) {
   std::printf("%s (pgtrail) %s\n", program, PGTRAIL_VERSION);
+}
+
+int ParseCommandLine(const char* program, int argc, char** argv,
+                     const boost::program_options::options_description& visible,
+                     const boost::program_options::options_description& all,
+                     const boost::program_options::positional_options_description* positional,
+                     const char* config_option, boost::program_options::variables_map* vm) {
+  namespace po = boost::program_options;
+  try {
+    po::command_line_parser parser(argc, argv);
+    parser.options(all);
+    if (positional != nullptr) parser.positional(*positional);
+    po::store(parser.run(), *vm);
+    if (config_option[0] != '\0' && vm->count(config_option)) {
+      const std::string path = (*vm)[config_option].as<std::string>();
+      std::ifstream in(path);
+      if (!in) {
+        std::fprintf(stderr, "%s: cannot read config file %s\n", program, path.c_str());
+        return kUsageExitCode;
+      }
+      po::store(po::parse_config_file(in, all), *vm);
+    }
+    po::notify(*vm);
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "%s: %s\nHINT: see %s --help\n", program, e.what(), program);
+    return kUsageExitCode;
+  }
+  if (vm->count("help")) {
+    std::cout << visible << "\n";
+    return 0;
+  }
+  if (vm->count("version")) {
+    PrintVersion(program);
+    return 0;
+  }
+  return -1;
 }
 
 }  // namespace pgtrail

@@ -2,6 +2,7 @@
 #ifndef PGTRAIL_STORAGE_CLI_H_
 #define PGTRAIL_STORAGE_CLI_H_
 
+#include <boost/program_options.hpp>
 #include <string>
 
 #include "storage/status.h"
@@ -20,6 +21,18 @@ int ReportError(const char* program, const Status& status);
 
 // Prints "program (pgtrail) 0.1.0".
 void PrintVersion(const char* program);
+
+// Parses the command line of `program`: `visible` is what --help prints
+// (and must define --help and --version), `all` is visible plus hidden
+// options, `positional` may be null, and a non-empty `config_option` names an
+// option whose value is a file of further "name = value" options.
+// Returns -1 to go on, or the exit status to return now: 0 after --help or
+// --version, kUsageExitCode after a usage error (already reported).
+int ParseCommandLine(const char* program, int argc, char** argv,
+                     const boost::program_options::options_description& visible,
+                     const boost::program_options::options_description& all,
+                     const boost::program_options::positional_options_description* positional,
+                     const char* config_option, boost::program_options::variables_map* vm);
 
 }  // namespace pgtrail
 

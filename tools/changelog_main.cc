@@ -38,21 +38,9 @@ int main(int argc, char** argv) {
   po::positional_options_description positional;
   positional.add("command", 1).add("pattern", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "%s: %s\nHINT: see changelog --help\n", kProgram, e.what());
-    return pgtrail::kUsageExitCode;
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
-  if (vm.count("version")) {
-    pgtrail::PrintVersion(kProgram);
-    return 0;
-  }
+  const int parsed =
+      pgtrail::ParseCommandLine(kProgram, argc, argv, desc, all, &positional, "", &vm);
+  if (parsed >= 0) return parsed;
   if (command != "grep") {
     std::fprintf(stderr, "%s: %s\nHINT: the command is: changelog --store DIR grep [PATTERN]\n",
                  kProgram,

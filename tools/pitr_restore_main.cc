@@ -49,21 +49,8 @@ int main(int argc, char** argv) {
       ("version", "print the version and exit")
       ("help,h", "print this help and exit");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "%s: %s\nHINT: see pitr-restore --help\n", kProgram, e.what());
-    return pgtrail::kUsageExitCode;
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
-  if (vm.count("version")) {
-    pgtrail::PrintVersion(kProgram);
-    return 0;
-  }
+  const int parsed = pgtrail::ParseCommandLine(kProgram, argc, argv, desc, desc, nullptr, "", &vm);
+  if (parsed >= 0) return parsed;
   options.dry_run = vm.count("dry-run") > 0;
   options.exclusive = vm.count("exclusive") > 0;
   options.clean = vm.count("clean") > 0;

@@ -67,14 +67,6 @@ int RestartsAheadOfSlot(const std::string& log) {
   return count;
 }
 
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) lines.push_back(line);
-  }
-  return lines;
-}
 
 // What `changelog --format json` lists for one table keyed by "id".
 struct TableChanges {

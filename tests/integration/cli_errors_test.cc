@@ -39,21 +39,7 @@ using std::chrono::seconds;
 
 constexpr char kPassword[] = "S3cretPw";  // the role's password is "S3cretPw!"
 
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    lines.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return lines;
-}
 
-bool Contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 // Exit code `code`, no crash, and stderr is "program: ...needle..." followed
 // by nothing but "HINT: ..." lines.

@@ -223,6 +223,10 @@ std::ostream& operator<<(std::ostream& os, const CommandResult& result);
 // Runs argv (argv[0] searched in PATH) to completion, feeding stdin_text,
 // capturing both outputs; SIGKILLs the child's process group after `timeout`.
 // A program that cannot be executed exits with 127 and says why on stderr.
+// The lines of text, without their newlines (no empty last line).
+std::vector<std::string> Lines(const std::string& text);
+bool Contains(const std::string& haystack, const std::string& needle);
+
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& stdin_text = "",
                          std::chrono::milliseconds timeout = std::chrono::seconds(120));
 
