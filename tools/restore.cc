@@ -626,8 +626,9 @@ Status ConfirmClean(const std::string& dbname, bool assume_yes) {
 Result<int> CleanTarget(PgConn* conn) {
   ASSIGN_OR_RETURN(PgResult schemas,
                    conn->Query("SELECT n.nspname FROM pg_catalog.pg_namespace n "
-                               "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
-                               "AND n.nspname !~ '^pg_' ORDER BY 1"));
+                               "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', "
+                               "'pgtrail') AND n.nspname !~ '^pg_' ORDER BY 1"));
+  // Schema pgtrail stays: in the source it holds the DDL capture.
   for (int i = 0; i < schemas.rows(); i++) {
     RETURN_IF_ERROR(conn->Exec("DROP SCHEMA " + QuoteIdent(schemas.Get(i, 0)) + " CASCADE"));
   }
