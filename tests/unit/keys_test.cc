@@ -119,6 +119,34 @@ TEST(Keys, TimeKeyRoundTripsNegativeTimes) {
   }
 }
 
+TEST(Keys, MarkKeyIsNameNulThenLsnThenSeq) {
+  EXPECT_EQ(Hex(MarkKey("pre-v2", kLsn, 3)),
+            "7072652d7632"  // "pre-v2"
+            "00"
+            "0000000116b374d8"
+            "00000003");
+  std::string name;
+  uint64_t lsn = 0;
+  uint32_t seq = 0;
+  ASSERT_TRUE(ParseMarkKey(MarkKey("pre-v2", kLsn, 3), &name, &lsn, &seq).ok());
+  EXPECT_EQ(name, "pre-v2");
+  EXPECT_EQ(lsn, kLsn);
+  EXPECT_EQ(seq, 3u);
+  EXPECT_EQ(ParseMarkKey(std::string(13, 'x'), &name, &lsn, &seq).message(), "bad mark key");
+  EXPECT_EQ(ParseMarkKey("name" + std::string(13, 'x'), &name, &lsn, &seq).message(),
+            "bad mark key");
+}
+
+TEST(Keys, MarkNamesAreShortAndPlain) {
+  EXPECT_TRUE(IsValidMarkName("before-release_42.v1:a"));
+  EXPECT_TRUE(IsValidMarkName(std::string(63, 'a')));
+  EXPECT_FALSE(IsValidMarkName(""));
+  EXPECT_FALSE(IsValidMarkName(std::string(64, 'a')));
+  EXPECT_FALSE(IsValidMarkName("has space"));
+  EXPECT_FALSE(IsValidMarkName("quote\""));
+  EXPECT_FALSE(IsValidMarkName(std::string("nul\0", 4)));
+}
+
 TEST(Keys, SnapshotKeyIsBigEndianId) {
   EXPECT_EQ(Hex(SnapshotKey(3)), "0000000000000003");
   uint64_t id = 0;

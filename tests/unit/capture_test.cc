@@ -1,0 +1,200 @@
+// Capture on decoded messages with a real store in a temporary directory:
+// transactions, TOAST resolution, row index and exactly-once skipping.
+#include "agent/capture.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "tests/unit/pgoutput_encoder.h"
+
+namespace pgtrail {
+namespace {
+
+using pgoutput::testing::Null;
+using pgoutput::testing::Text;
+using pgoutput::testing::Tuple;
+using pgoutput::testing::UnchangedToast;
+
+constexpr uint32_t kRelid = 16384;
+
+class CaptureTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/pgtrail-capture-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto store = Store::OpenForWrite(dir_ + "/store", /*create=*/true);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    store_ = std::move(store).value();
+    capture_ = std::make_unique<Capture>(store_.get());
+    ASSERT_TRUE(capture_->Init().ok());
+  }
+  void TearDown() override {
+    capture_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void Feed(const pgoutput::Message& m) {
+    Status st = capture_->OnMessage(m);
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+  void Begin(uint64_t lsn, uint32_t xid) {
+    pgoutput::Message m;
+    m.type = pgoutput::MessageType::kBegin;
+    m.begin = {lsn, 0, xid};
+    Feed(m);
+  }
+  void Commit(uint64_t lsn) {
+    pgoutput::Message m;
+    m.type = pgoutput::MessageType::kCommit;
+    m.commit = {0, lsn, lsn + 8, 0};
+    Feed(m);
+  }
+  // accounts(id int primary key, note text)
+  void Relation() {
+    pgoutput::Message m;
+    m.type = pgoutput::MessageType::kRelation;
+    m.relation.relid = kRelid;
+    m.relation.nspname = "public";
+    m.relation.relname = "accounts";
+    m.relation.replica_identity = 'd';
+    m.relation.columns = {{1, "id", 23, -1}, {0, "note", 25, -1}};
+    Feed(m);
+  }
+  void Insert(pgoutput::TupleData row) {
+    pgoutput::Message m;
+    m.type = pgoutput::MessageType::kInsert;
+    m.insert = {kRelid, std::move(row)};
+    Feed(m);
+  }
+  void Update(pgoutput::TupleData row) {
+    pgoutput::Message m;
+    m.type = pgoutput::MessageType::kUpdate;
+    m.update.relid = kRelid;
+    m.update.new_tuple = std::move(row);
+    Feed(m);
+  }
+  pb::Change StoredChange(uint64_t lsn, uint32_t seq) {
+    auto change = store_->GetChange(lsn, seq);
+    EXPECT_TRUE(change.ok()) << change.status().message();
+    return change.ok() ? change.value() : pb::Change();
+  }
+
+  std::string dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Capture> capture_;
+};
+
+TEST_F(CaptureTest, UpdateWithUnchangedToastKeepsOldValue) {
+  Begin(100, 1);
+  Relation();
+  Insert(Tuple({Text("1"), Text("a long TOASTed note")}));
+  Commit(100);
+  Begin(200, 2);
+  Relation();
+  Update(Tuple({Text("1"), UnchangedToast()}));
+  Commit(200);
+  ASSERT_TRUE(capture_->Flush().ok());
+
+  pb::Change update = StoredChange(200, 0);
+  EXPECT_EQ(update.new_tuple().kinds(), "tt");
+  EXPECT_EQ(update.new_tuple().values(1), "a long TOASTed note");
+}
+
+TEST_F(CaptureTest, UnchangedToastResolvesFromTheSameTransaction) {
+  Begin(100, 1);
+  Relation();
+  Insert(Tuple({Text("1"), Text("first")}));
+  Update(Tuple({Text("1"), UnchangedToast()}));
+  Commit(100);
+  ASSERT_TRUE(capture_->Flush().ok());
+  EXPECT_EQ(StoredChange(100, 1).new_tuple().values(1), "first");
+}
+
+TEST_F(CaptureTest, UnresolvableToastIsUnknownNeverNull) {
+  Begin(100, 1);
+  Relation();
+  Update(Tuple({Text("7"), UnchangedToast()}));  // a row never seen before
+  Commit(100);
+  ASSERT_TRUE(capture_->Flush().ok());
+  pb::Change update = StoredChange(100, 0);
+  EXPECT_EQ(update.new_tuple().kinds(), "t?");
+  EXPECT_EQ(capture_->stats().unresolved_toast, 1u);
+}
+
+TEST_F(CaptureTest, NullStaysNull) {
+  Begin(100, 1);
+  Relation();
+  Insert(Tuple({Text("1"), Null()}));
+  Commit(100);
+  ASSERT_TRUE(capture_->Flush().ok());
+  EXPECT_EQ(StoredChange(100, 0).new_tuple().kinds(), "tn");
+}
+
+TEST_F(CaptureTest, FlushMakesTheEndLsnDurableAndResentTransactionsAreSkipped) {
+  Begin(100, 1);
+  Relation();
+  Insert(Tuple({Text("1"), Text("x")}));
+  Commit(100);
+  EXPECT_EQ(capture_->durable_lsn(), 0u);
+  ASSERT_TRUE(capture_->Flush().ok());
+  EXPECT_EQ(capture_->durable_lsn(), 108u);
+  ASSERT_EQ(store_->ReadMeta()->resume_lsn(), 108u);
+
+  // After a reconnect the server sends the same transaction again.
+  capture_->ResetStream();
+  Begin(100, 1);
+  Relation();
+  Insert(Tuple({Text("1"), Text("x")}));
+  Commit(100);
+  EXPECT_EQ(capture_->stats().txns_skipped, 1u);
+  EXPECT_EQ(capture_->pending_txns(), 0u);
+  EXPECT_EQ(store_->ReadMeta()->txn_count(), 1u);
+}
+
+TEST_F(CaptureTest, ChangeForUnknownRelationIsCorruption) {
+  Begin(100, 1);
+  pgoutput::Message m;
+  m.type = pgoutput::MessageType::kInsert;
+  m.insert = {kRelid, Tuple({Text("1"), Text("x")})};
+  Status st = capture_->OnMessage(m);
+  EXPECT_EQ(st.code(), Status::kCorruption);
+  EXPECT_NE(st.message().find("without a preceding Relation message"), std::string::npos);
+}
+
+TEST_F(CaptureTest, BeginInsideATransactionIsCorruption) {
+  Begin(100, 1);
+  pgoutput::Message m;
+  m.type = pgoutput::MessageType::kBegin;
+  m.begin = {200, 0, 2};
+  Status st = capture_->OnMessage(m);
+  EXPECT_EQ(st.code(), Status::kCorruption);
+  EXPECT_NE(st.message().find("inside transaction 1"), std::string::npos);
+}
+
+TEST_F(CaptureTest, MarkMessagesAreIndexedByName) {
+  Begin(100, 1);
+  pgoutput::Message m;
+  m.type = pgoutput::MessageType::kMessage;
+  m.message = {1, 90, kMarkPrefix, "{\"name\":\"before-v2\"}"};
+  Feed(m);
+  Commit(100);
+  ASSERT_TRUE(capture_->Flush().ok());
+  auto marks = store_->ListMarks();
+  ASSERT_TRUE(marks.ok());
+  ASSERT_EQ(marks->size(), 1u);
+  EXPECT_EQ((*marks)[0].name, "before-v2");
+  EXPECT_EQ((*marks)[0].commit_lsn, 100u);
+}
+
+TEST(MarkName, ComesFromTheContentsNameField) {
+  EXPECT_EQ(MarkNameFromContent("{\"name\":\"pre-42\"}"), "pre-42");
+  EXPECT_EQ(MarkNameFromContent("{\"other\":1}"), "");
+  EXPECT_EQ(MarkNameFromContent("{\"name\":\"unterminated"), "");
+}
+
+}  // namespace
+}  // namespace pgtrail
