@@ -8,7 +8,8 @@ set -euo pipefail
 PACKAGES=(
   pgbackrest               # peer for the restore figure
   postgresql-15-wal2json   # peer for the audit-query figure
-  procps gawk              # ps/pkill-free process inspection, the report's arithmetic
+  time                     # /usr/bin/time: peak RSS of pg_recvlogical
+  gawk                     # the report's arithmetic
 )
 
 missing=()

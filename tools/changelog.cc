@@ -1,4 +1,5 @@
 #include "tools/changelog.h"
+#include "tools/restore.h"
 
 #include <map>
 #include <memory>
@@ -221,8 +222,7 @@ class Grep {
       if (!PatternMatches(c)) return Status::OK();
       Header(h, c, nullptr);
       if (kind == "mark") {
-        const std::string name = nlohmann::json::parse(c.content(), nullptr, false).value(
-            "name", std::string("?"));
+        const std::string name = JsonStringField(c.content(), "name").value_or("?");
         if (json_()) {
           out_ << ",\"name\":\"" << JsonEscape(name) << "\"}\n";
         } else {
@@ -331,21 +331,23 @@ class Grep {
   // statement is not shown again).
   Status SchemaChange(const pb::TxnHeader& h, const pb::Change& c) {
     nlohmann::json j = nlohmann::json::parse(c.content(), nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object() || j.value("event", std::string()) != "ddl_command_end") {
-      return Status::OK();
-    }
-    const std::string tag = j.value("tag", std::string("?"));
-    const std::string query = j.value("query", std::string());
+    if (StringField(j, "event").value_or("") != "ddl_command_end") return Status::OK();
+    const std::string tag = StringField(j, "tag").value_or("?");
+    const std::string query = StringField(j, "query").value_or("");
     if (pattern_ && !pattern_->Search(query) && !pattern_->Search(tag)) return Status::OK();
     Header(h, c, nullptr);
     if (json_()) {
       out_ << ",\"tag\":\"" << JsonEscape(tag) << "\",\"query\":\"" << JsonEscape(query)
            << "\"}\n";
     } else {
-      std::string shown = query;
-      while (!shown.empty() && (shown.back() == '\n' || shown.back() == ' ' || shown.back() == ';')) {
-        shown.pop_back();
+      // One line per change: runs of white space (newlines too) become one space.
+      std::string shown;
+      for (char ch : query) {
+        const bool space = ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r';
+        if (space && (shown.empty() || shown.back() == ' ')) continue;
+        shown.push_back(space ? ' ' : ch);
       }
+      while (!shown.empty() && (shown.back() == ' ' || shown.back() == ';')) shown.pop_back();
       out_ << " " << tag << ": " << shown << "\n";
     }
     return Status::OK();

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <set>
 #include <unistd.h>
@@ -259,28 +260,45 @@ Status ResolveTarget(Store* store, const RestoreOptions& options,
 
 }  // namespace
 
+std::optional<std::string> JsonStringField(const std::string& json, const char* key) {
+  return StringField(nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false), key);
+}
+
+std::optional<std::string> StringField(const nlohmann::json& j, const char* key) {
+  if (!j.is_object()) return std::nullopt;
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
 bool ParseSchemaChange(const std::string& content, SchemaChange* out) {
-  nlohmann::json j = nlohmann::json::parse(content, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j["event"].is_string() || !j["tag"].is_string() ||
-      !j["query"].is_string()) {
-    return false;
-  }
-  if (j["event"] != "ddl_command_end") return false;  // sql_drop: a notice of the same statement
-  out->tag = j["tag"].get<std::string>();
-  out->query = j["query"].get<std::string>();
-  out->search_path = j["search_path"].is_string() ? j["search_path"].get<std::string>() : "";
+  const nlohmann::json j = nlohmann::json::parse(content, nullptr, /*allow_exceptions=*/false);
+  const auto event = StringField(j, "event");
+  const auto tag = StringField(j, "tag");
+  const auto query = StringField(j, "query");
+  if (!event || !tag || !query) return false;
+  if (*event != "ddl_command_end") return false;  // sql_drop: a notice of the same statement
+  out->tag = *tag;
+  out->query = *query;
+  out->search_path = StringField(j, "search_path").value_or("");
   // Replay only the schema statements of a statement string; a string with
   // none (a DDL-running function, a DO block) is replayed whole.
+  out->schema_statements.clear();
   std::string replay;
   for (const std::string& stmt : SplitSqlStatements(out->query)) {
-    if (IsSchemaStatement(stmt)) replay += stmt + ";\n";
+    if (!IsSchemaStatement(stmt)) continue;
+    out->schema_statements.push_back(stmt);
+    replay += stmt + ";\n";
   }
   out->replay_sql = replay.empty() ? out->query : replay;
-  if ((out->tag == "CREATE TABLE AS" || out->tag == "SELECT INTO") && j["objects"].is_array()) {
-    for (const auto& o : j["objects"]) {
-      if (o.is_object() && o.value("type", "") == "table" && o["identity"].is_string()) {
-        out->filled_tables.push_back(o["identity"].get<std::string>());
-      }
+  out->filled_tables.clear();
+  auto objects = j.find("objects");
+  if ((out->tag == "CREATE TABLE AS" || out->tag == "SELECT INTO") && objects != j.end() &&
+      objects->is_array()) {
+    for (const auto& o : *objects) {
+      const auto type = StringField(o, "type");
+      const auto identity = StringField(o, "identity");
+      if (type && *type == "table" && identity) out->filled_tables.push_back(*identity);
     }
   }
   // pgtrail's own objects, and what a restore leaves out on purpose (roles
@@ -289,12 +307,13 @@ bool ParseSchemaChange(const std::string& content, SchemaChange* out) {
       "GRANT", "REVOKE", "CREATE PUBLICATION", "ALTER PUBLICATION", "DROP PUBLICATION",
       "CREATE SUBSCRIPTION", "ALTER SUBSCRIPTION", "DROP SUBSCRIPTION", "ALTER DEFAULT PRIVILEGES",
   };
-  for (const char* tag : kSkipped) {
-    if (out->tag == tag) return false;
+  for (const char* skipped : kSkipped) {
+    if (out->tag == skipped) return false;
   }
-  if (j["schemas"].is_array() && !j["schemas"].empty()) {
+  auto schemas = j.find("schemas");
+  if (schemas != j.end() && schemas->is_array() && !schemas->empty()) {
     bool only_ours = true;
-    for (const auto& s : j["schemas"]) only_ours = only_ours && s == "pgtrail";
+    for (const auto& s : *schemas) only_ours = only_ours && s.is_string() && s == "pgtrail";
     if (only_ours) return false;
   }
   return true;
@@ -309,16 +328,31 @@ Status CollectSchemaChanges(Store* store, RestorePlan* plan) {
   if (!plan->last_txn) return Status::OK();
   std::unique_ptr<rocksdb::Iterator> it(
       store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Family::kDdl)));
+  std::map<std::pair<uint64_t, std::string>, int> occurrences;
   for (it->Seek(keys::ChangeKey(plan->snapshot.consistent_lsn(), 0)); it->Valid(); it->Next()) {
     SchemaChange change;
     RETURN_IF_ERROR(keys::ParseChangeKey(ToView(it->key()), &change.lsn, &change.seq));
     if (change.lsn > plan->last_txn->commit_lsn()) break;
-    if (!ParseSchemaChange(it->value().ToString(), &change)) continue;
-    // Each command of a statement string reports the whole string: it is
-    // replayed at the first, and the others still split epochs.
-    for (auto prev = plan->ddl.rbegin(); prev != plan->ddl.rend() && prev->lsn == change.lsn;
-         ++prev) {
-      if (prev->query == change.query) change.replay_sql.clear();
+    const std::string content = it->value().ToString();
+    // Each command of a statement string reports the whole string, once per
+    // command in order: the k-th report replays the string's k-th schema
+    // statement (a string without any is replayed whole at the first).
+    int occurrence = 0;
+    {
+      const nlohmann::json j = nlohmann::json::parse(content, nullptr, false);
+      const auto event = StringField(j, "event");
+      const auto query = StringField(j, "query");
+      if (!event || *event != "ddl_command_end" || !query) continue;
+      const auto key = std::make_pair(change.lsn, *query);
+      occurrence = occurrences[key]++;
+    }
+    if (!ParseSchemaChange(content, &change)) continue;
+    if (change.schema_statements.empty()) {
+      if (occurrence > 0) change.replay_sql.clear();
+    } else if (occurrence < static_cast<int>(change.schema_statements.size())) {
+      change.replay_sql = change.schema_statements[occurrence];
+    } else {
+      change.replay_sql.clear();
     }
     ASSIGN_OR_RETURN(auto txn, store->GetTxn(change.lsn));
     if (!txn) continue;  // an unfinished transaction's entry
@@ -373,34 +407,46 @@ Result<RestorePlan> PlanRestore(Store* store, const RestoreOptions& options) {
     plan.epoch0_end_lsn = plan.snapshot.consistent_lsn();
     plan.epoch0_end_seq = 0;
   }
+  // --tables names a table by its name at the restore point or in the base
+  // snapshot (a table renamed or created since is found by either).
   std::vector<bool> used(options.tables.size(), false);
+  std::set<std::string> known;
+  auto consider = [&](const pb::Relation& rel) {
+    known.insert(TableName(rel));
+    for (size_t i = 0; i < options.tables.size(); i++) {
+      if (MatchesTable(options.tables[i], rel)) {
+        used[i] = true;
+        plan.chosen_relids.insert(rel.relid());
+      }
+    }
+  };
+  std::vector<pb::Relation> snapshot_layouts;
   for (const pb::SnapshotTable& t : plan.snapshot.tables()) {
     ASSIGN_OR_RETURN(auto layout,
                      store->GetRelation(t.relid(), plan.epoch0_end_lsn, plan.epoch0_end_seq));
     if (!layout) {
       return Status::Corruption("store: no layout for table " + t.nspname() + "." + t.relname());
     }
-    bool wanted = options.tables.empty();
-    for (size_t i = 0; i < options.tables.size(); i++) {
-      if (MatchesTable(options.tables[i], *layout)) {
-        wanted = true;
-        used[i] = true;
-      }
-    }
-    if (!wanted) continue;
-    RestoreTable table;
-    table.layout = std::move(*layout);
-    plan.tables.push_back(std::move(table));
+    consider(*layout);
+    snapshot_layouts.push_back(std::move(*layout));
+  }
+  if (!options.tables.empty() && plan.last_txn) {
+    ASSIGN_OR_RETURN(auto latest, store->RelationsAt(plan.last_txn->commit_lsn()));
+    for (const pb::Relation& rel : latest) consider(rel);
   }
   for (size_t i = 0; i < options.tables.size(); i++) {
     if (!used[i]) {
-      std::string known;
-      for (const auto& t : plan.snapshot.tables()) {
-        known += (known.empty() ? "" : ", ") + t.nspname() + "." + t.relname();
-      }
+      std::string names;
+      for (const std::string& n : known) names += (names.empty() ? "" : ", ") + n;
       return Status::InvalidArgument("no table \"" + options.tables[i] +
-                                     "\" in the store; tables: " + known);
+                                     "\" in the store; tables: " + names);
     }
+  }
+  for (pb::Relation& layout : snapshot_layouts) {
+    if (!options.tables.empty() && plan.chosen_relids.count(layout.relid()) == 0) continue;
+    RestoreTable table;
+    table.layout = std::move(layout);
+    plan.tables.push_back(std::move(table));
   }
   return plan;
 }
@@ -777,15 +823,9 @@ Status ExecuteRestore(Store* store, RestorePlan* plan, const RestoreOptions& opt
     out << "schema changes after the snapshot: " << plan->ddl.size() << "\n";
     EpochOptions epoch_options;
     if (some_tables) {
-      std::set<uint32_t> chosen_relids;
-      for (const RestoreTable& t : plan->tables) chosen_relids.insert(t.layout.relid());
-      const std::vector<std::string> names = options.tables;
-      epoch_options.chosen = [chosen_relids, names](const pb::Relation& rel) {
-        if (chosen_relids.count(rel.relid()) != 0) return true;
-        for (const std::string& n : names) {
-          if (MatchesTable(n, rel)) return true;
-        }
-        return false;
+      const std::set<uint32_t> chosen_relids = plan->chosen_relids;
+      epoch_options.chosen = [chosen_relids](const pb::Relation& rel) {
+        return chosen_relids.count(rel.relid()) != 0;
       };
       epoch_options.tolerate_ddl_failures = true;
     }

@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
+#include <set>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -60,6 +62,8 @@ struct SchemaChange {
   // statements are data changes, which come from the stream). Empty when an
   // earlier command of the same statement string already replayed them.
   std::string replay_sql;
+  // The schema statements of `query`, in order.
+  std::vector<std::string> schema_statements;
   // Tables a CREATE TABLE AS / SELECT INTO filled: emptied after the replay,
   // because their rows come from the stream.
   std::vector<std::string> filled_tables;
@@ -74,6 +78,7 @@ struct RestorePlan {
   std::optional<pb::TxnHeader> last_txn;
   uint64_t txns_applied = 0;  // transactions after the snapshot up to last_txn
   std::vector<RestoreTable> tables;  // as of the end of epoch 0
+  std::set<uint32_t> chosen_relids;  // --tables: the relations chosen (empty: all)
   pb::StoreMeta meta;
   // Schema changes to replay, in order. Epoch 0 (snapshot plus the rows up
   // to the first schema change) is loaded by merge; each later epoch is
@@ -83,6 +88,11 @@ struct RestorePlan {
   uint64_t epoch0_end_lsn = 0;
   uint32_t epoch0_end_seq = 0;
 };
+
+// A string field of a JSON object (as text), if it is there and is a
+// string. Logical messages are untrusted: anyone may emit one.
+std::optional<std::string> JsonStringField(const std::string& json, const char* key);
+std::optional<std::string> StringField(const nlohmann::json& j, const char* key);
 
 // Parses a stored 'pgtrail.ddl' message; false if it is not one to replay
 // (a sql_drop notice, pgtrail's own objects, privileges, publications).

@@ -184,7 +184,8 @@ Status ApplyKeyed(PgConn* conn, const TableDelta& t) {
   RETURN_IF_ERROR(conn->Exec("DELETE FROM ONLY " + TableSql(rel) + " t USING pgtrail_gone s WHERE " + on));
   RETURN_IF_ERROR(conn->Exec("DELETE FROM ONLY " + TableSql(rel) + " t USING pgtrail_up s WHERE " + on));
   RETURN_IF_ERROR(conn->Exec("INSERT INTO " + TableSql(rel) + " (" + Join(columns, ", ") +
-                             ") SELECT " + Join(columns, ", ") + " FROM pgtrail_up"));
+                             ") OVERRIDING SYSTEM VALUE SELECT " + Join(columns, ", ") +
+                             " FROM pgtrail_up"));
   return conn->Exec("DROP TABLE pgtrail_up, pgtrail_gone");
 }
 
@@ -218,7 +219,8 @@ Status ApplyMultiset(PgConn* conn, const TableDelta& t) {
       TableSql(rel) + " t) a JOIN (SELECT " + row_r +
       " AS k, count(*) AS n FROM pgtrail_remove r GROUP BY 1) b ON a.k = b.k AND a.n <= b.n)"));
   RETURN_IF_ERROR(conn->Exec("INSERT INTO " + TableSql(rel) + " (" + Join(columns, ", ") +
-                             ") SELECT " + Join(columns, ", ") + " FROM pgtrail_add"));
+                             ") OVERRIDING SYSTEM VALUE SELECT " + Join(columns, ", ") +
+                             " FROM pgtrail_add"));
   return conn->Exec("DROP TABLE pgtrail_add, pgtrail_remove");
 }
 
@@ -247,7 +249,6 @@ Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
                                       {d.search_path})
                         .status());
     Status st = d.replay_sql.empty() ? Status::OK() : conn->Exec(d.replay_sql);
-    RETURN_IF_ERROR(conn->Exec("SET LOCAL search_path = pg_catalog"));
     for (const std::string& table : d.filled_tables) {
       if (st.ok()) st = conn->Exec("TRUNCATE ONLY " + table);  // identity: quoted as needed
     }
@@ -263,6 +264,7 @@ Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
       out << "  replayed " << where << "\n";
     }
     RETURN_IF_ERROR(conn->Exec("RELEASE SAVEPOINT pgtrail_ddl"));
+    RETURN_IF_ERROR(conn->Exec("SET LOCAL search_path = pg_catalog"));
 
     // 2. The rows changed until the next schema change.
     const Position from{d.lsn, d.seq + 1};

@@ -11,13 +11,12 @@
 // record their own small source.
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <chrono>
 #include <csignal>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -56,7 +55,7 @@ std::string SchemaObjects(PgCluster& cluster, const std::string& db) {
         JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
        WHERE d.adrelid IN (SELECT oid FROM user_class)
       UNION ALL
-      SELECT 'identity ' || a.attrelid::regclass::text || '.' || a.attname || ': ' || a.attidentity
+      SELECT 'identity ' || a.attrelid::regclass::text || '.' || a.attname || ': ' || a.attidentity::text
         FROM pg_attribute a
        WHERE a.attidentity <> '' AND a.attrelid IN (SELECT oid FROM user_class)) s
   )sql");
@@ -125,8 +124,8 @@ uint64_t LsnValue(const std::string& lsn) {
 void ExpectRestoredAs(RecordedSource& source, const CommandResult& result, const std::string& db,
                       const Moment& moment) {
   ASSERT_EQ(result.exit_code, 0) << result;
-  EXPECT_TRUE(FingerprintsEqual(moment.instant.fingerprints,
-                                source.cluster().DatabaseFingerprint(db)))
+  EXPECT_TRUE(
+      FingerprintsEqual(moment.instant.fingerprints, source.cluster().DatabaseFingerprint(db)))
       << "pitr-restore said:\n"
       << result.stdout_text;
   EXPECT_EQ(SchemaObjects(source.cluster(), db), moment.objects);
@@ -134,10 +133,9 @@ void ExpectRestoredAs(RecordedSource& source, const CommandResult& result, const
 
 // Inserts through every serial/identity default that exists at the time.
 const std::vector<std::string>& InsertsWithDefaults() {
-  static const std::vector<std::string> kInserts = {
-      "INSERT INTO items DEFAULT VALUES",
-      "INSERT INTO orders DEFAULT VALUES",
-      R"sql(DO $$ BEGIN
+  static const std::vector<std::string> kInserts = {"INSERT INTO items DEFAULT VALUES",
+                                                    "INSERT INTO orders DEFAULT VALUES",
+                                                    R"sql(DO $$ BEGIN
         IF to_regclass('public.old_name') IS NOT NULL THEN INSERT INTO old_name DEFAULT VALUES; END IF;
         IF to_regclass('public.new_name') IS NOT NULL THEN INSERT INTO new_name DEFAULT VALUES; END IF;
         IF to_regclass('public.tags') IS NOT NULL THEN INSERT INTO tags DEFAULT VALUES; END IF;
@@ -163,7 +161,8 @@ INSERT INTO old_name (v) VALUES ('o1'), ('o2');
 INSERT INTO bag VALUES (1, 'dup'), (1, 'dup'), (2, NULL);
 )sql";
 
-constexpr char kMultiStatement[] = "ALTER TABLE items ADD COLUMN score int; UPDATE items SET score = id * 2";
+constexpr char kMultiStatement[] =
+    "ALTER TABLE items ADD COLUMN score int; UPDATE items SET score = id * 2";
 
 struct Series {
   RecordedSource source;
@@ -176,10 +175,11 @@ struct Series {
   std::string in_txn_xid;
 };
 
-// A DDL step: `sql` is one statement, as changelog will show it.
-Status RecordDdl(Series* s, const std::string& name, const std::string& tag,
-                 const std::string& sql) {
-  RETURN_IF_ERROR(RecordStep(&s->source, &s->moments, name, sql));
+// A DDL step: `sql` is one statement string, as changelog will show it; it
+// is run here unless `already_run`.
+Status RecordDdl(Series* s, const std::string& name, const std::string& tag, const std::string& sql,
+                 bool already_run = false) {
+  RETURN_IF_ERROR(RecordStep(&s->source, &s->moments, name, already_run ? "" : sql));
   s->ddl.emplace_back(tag, sql);
   s->at[name] = s->moments.size() - 1;
   return Status::OK();
@@ -259,8 +259,8 @@ void RecordSeries(Series* s) {
     UPDATE new_name SET v = v || '!' WHERE id IN (2, 3);
     DELETE FROM new_name WHERE id = 1;
   )sql"));
-  ASSERT_OK(RecordDdl(s, "add index", "CREATE INDEX",
-                      "CREATE INDEX items_title_idx ON items (title)"));
+  ASSERT_OK(
+      RecordDdl(s, "add index", "CREATE INDEX", "CREATE INDEX items_title_idx ON items (title)"));
   ASSERT_OK(RecordDml(s, "dml after the index", R"sql(
     INSERT INTO items (title, qty) VALUES ('item 19', 19);
     UPDATE items SET title = 'indexed' WHERE id = 1;
@@ -303,7 +303,7 @@ void RecordSeries(Series* s) {
     ASSERT_OK(conn->Exec("COMMIT"));
   }
   ASSERT_OK(RecordDdl(s, "dml, ddl, dml in one transaction", "ALTER TABLE",
-                      "ALTER TABLE orders ADD COLUMN status text"));
+                      "ALTER TABLE orders ADD COLUMN status text", /*already_run=*/true));
   ASSERT_OK(RecordDml(s, "dml on the column added in a transaction", R"sql(
     UPDATE orders SET status = 'shipped' WHERE id = 1;
     INSERT INTO orders (item_id, amount) VALUES (6, 600);
@@ -314,7 +314,7 @@ void RecordSeries(Series* s) {
   ASSERT_OK(RecordDml(s, "dml on the backfilled column", R"sql(
     UPDATE items SET score = -1 WHERE id = 1;
     INSERT INTO items (title, score) VALUES ('item 21', 42);
-    DELETE FROM items WHERE id = 6;
+    DELETE FROM items WHERE id = 9;
   )sql"));
   ASSERT_OK(RecordDdl(s, "add column to a keyless table", "ALTER TABLE",
                       "ALTER TABLE bag ADD COLUMN z int DEFAULT 0"));
@@ -342,7 +342,9 @@ class SchemaChangeTest : public ::testing::Test {
     ASSERT_TRUE(recorded_) << "recording the migration series failed (see the first test)";
   }
 
-  static const Moment& MomentAt(const std::string& name) { return series_->moments.at(series_->at.at(name)); }
+  static const Moment& MomentAt(const std::string& name) {
+    return series_->moments.at(series_->at.at(name));
+  }
   static const Moment& MomentBefore(const std::string& name) {
     return series_->moments.at(series_->at.at(name) - 1);
   }
@@ -357,9 +359,9 @@ TEST_F(SchemaChangeTest, RestoresEveryInstantAroundEveryMigration) {
   // Every step changed the tables or the schema objects, so a restore to a
   // neighbouring instant cannot pass for this one.
   for (size_t i = 1; i < moments.size(); i++) {
-    EXPECT_TRUE(!FingerprintsEqual(moments[i - 1].instant.fingerprints,
-                                   moments[i].instant.fingerprints) ||
-                moments[i - 1].objects != moments[i].objects)
+    EXPECT_TRUE(
+        !FingerprintsEqual(moments[i - 1].instant.fingerprints, moments[i].instant.fingerprints) ||
+        moments[i - 1].objects != moments[i].objects)
         << "step \"" << moments[i].instant.label << "\" changed nothing";
   }
   // Just before and just after each DDL: the instants of the steps around it.
@@ -559,26 +561,29 @@ TEST_F(SchemaChangeTest, ChangelogShowsEachDdlAtItsPlaceAmongTheRowChanges) {
   std::vector<std::string> in_txn;
   for (const ListedChange& c : changes) {
     // The op and the first word: the table, or the DDL's tag.
-    if (c.xid == series_->in_txn_xid) in_txn.push_back(c.op + " " + c.rest.substr(0, c.rest.find(' ')));
+    if (c.xid == series_->in_txn_xid)
+      in_txn.push_back(c.op + " " + c.rest.substr(0, c.rest.find(' ')));
   }
-  EXPECT_EQ(in_txn, (std::vector<std::string>{"INSERT public.orders", "DDL ALTER", "UPDATE public.orders",
+  EXPECT_EQ(in_txn, (std::vector<std::string>{"INSERT public.orders", "DDL ALTER",
                                               "UPDATE public.orders", "UPDATE public.orders",
-                                              "INSERT public.orders"}))
+                                              "UPDATE public.orders", "INSERT public.orders"}))
       << text.stdout_text;
 
   // The query string with an ALTER and an UPDATE: the DDL, then one update
   // per item row.
   std::string multi_xid;
   for (const ListedChange& c : changes) {
-    if (c.op == "DDL" && c.rest == std::string("ALTER TABLE: ") + kMultiStatement) multi_xid = c.xid;
+    if (c.op == "DDL" && c.rest == std::string("ALTER TABLE: ") + kMultiStatement)
+      multi_xid = c.xid;
   }
   ASSERT_FALSE(multi_xid.empty());
   std::vector<std::string> multi_ops;
   for (const ListedChange& c : changes) {
     if (c.xid == multi_xid) multi_ops.push_back(c.op);
   }
-  const int64_t items_rows =
-      MomentBefore("alter and update in one query string").instant.fingerprints.at("public.items").row_count;
+  const int64_t items_rows = MomentBefore("alter and update in one query string")
+                                 .instant.fingerprints.at("public.items")
+                                 .row_count;
   std::vector<std::string> expected_ops = {"DDL"};
   expected_ops.insert(expected_ops.end(), static_cast<size_t>(items_rows), "UPDATE");
   EXPECT_EQ(multi_ops, expected_ops);
@@ -588,15 +593,16 @@ TEST_F(SchemaChangeTest, RestoresOnlyATableAlteredAfterTheSnapshot) {
   RecordedSource& source = series_->source;
   PgCluster& cluster = source.cluster();
   const std::vector<std::pair<std::string, const Moment*>> points = {
-      {"after_types", &MomentAt("int to text using")},
-      {"after_all", &series_->moments.back()}};
+      {"after_types", &MomentAt("int to text using")}, {"after_all", &series_->moments.back()}};
   for (const auto& [suffix, moment] : points) {
     SCOPED_TRACE("--tables public.items at \"" + moment->instant.label + "\"");
     const std::string db = "items_" + suffix;
-    CommandResult result = RunRestore(source, {"--to", moment->instant.time, "--tables", "public.items"}, db);
+    CommandResult result =
+        RunRestore(source, {"--to", moment->instant.time, "--tables", "public.items"}, db);
     ASSERT_EQ(result.exit_code, 0) << result;
-    EXPECT_TRUE(FingerprintsEqual({{"public.items", moment->instant.fingerprints.at("public.items")}},
-                                  cluster.DatabaseFingerprint(db)))
+    EXPECT_TRUE(
+        FingerprintsEqual({{"public.items", moment->instant.fingerprints.at("public.items")}},
+                          cluster.DatabaseFingerprint(db)))
         << result.stdout_text;
     EXPECT_OK(cluster.Exec(db, "INSERT INTO items DEFAULT VALUES"));
   }
@@ -612,7 +618,8 @@ TEST_F(SchemaChangeTest, RestoresOnlyATableAlteredAfterTheSnapshot) {
   // orders: a column added in a transaction with rows around it, and a
   // foreign key into items, which is left out.
   const Moment& last = series_->moments.back();
-  CommandResult result = RunRestore(source, {"--to", last.instant.time, "--tables", "orders"}, "orders_only");
+  CommandResult result =
+      RunRestore(source, {"--to", last.instant.time, "--tables", "orders"}, "orders_only");
   ASSERT_EQ(result.exit_code, 0) << result;
   EXPECT_TRUE(FingerprintsEqual({{"public.orders", last.instant.fingerprints.at("public.orders")}},
                                 cluster.DatabaseFingerprint("orders_only")))
@@ -626,8 +633,9 @@ TEST_F(SchemaChangeTest, RestoresOnlyATableRenamedAfterTheSnapshotByItsNewName) 
   CommandResult result =
       RunRestore(source, {"--to", last.instant.time, "--tables", "new_name"}, "renamed_only");
   ASSERT_EQ(result.exit_code, 0) << result;
-  EXPECT_TRUE(FingerprintsEqual({{"public.new_name", last.instant.fingerprints.at("public.new_name")}},
-                                source.cluster().DatabaseFingerprint("renamed_only")))
+  EXPECT_TRUE(
+      FingerprintsEqual({{"public.new_name", last.instant.fingerprints.at("public.new_name")}},
+                        source.cluster().DatabaseFingerprint("renamed_only")))
       << result.stdout_text;
 }
 
@@ -643,13 +651,16 @@ TEST_F(SchemaChangeTest, RestoresOnlyATableCreatedAfterTheSnapshot) {
 }
 
 // ---------------------------------------------------------------------------
-// A migration that adds, backfills and drops in one query string.
+// Epochs: rows changed after a schema change go in as a delta.
 
-TEST(SchemaChangeStringTest, RestoresAQueryStringThatAddsBackfillsAndDropsAColumn) {
+// A migration that adds, backfills and drops in one query string (as many
+// migration tools send a file): the UPDATE's rows have the layout between
+// the two ALTERs.
+TEST(SchemaChangeEpochTest, RestoresAQueryStringThatAddsBackfillsAndDropsAColumn) {
   RecordedSource source;
-  ASSERT_OK(source.Start(
-      "CREATE TABLE prices (id serial PRIMARY KEY, amount numeric); "
-      "INSERT INTO prices (amount) VALUES (1.5), (2.25), (3)"));
+  ASSERT_OK(
+      source.Start("CREATE TABLE prices (id serial PRIMARY KEY, amount numeric); "
+                   "INSERT INTO prices (amount) VALUES (1.5), (2.25), (3)"));
   ASSERT_OK(source.StartAgent());
   std::vector<Moment> moments;
   ASSERT_OK(RecordStep(&source, &moments, "snapshot only", ""));
@@ -665,6 +676,36 @@ TEST(SchemaChangeStringTest, RestoresAQueryStringThatAddsBackfillsAndDropsAColum
     const std::string db = "p" + std::to_string(i);
     ExpectRestoredAs(source, RunRestore(source, {"--to", moments[i].instant.time}, db), db,
                      moments[i]);
+  }
+}
+
+// Rows of a GENERATED ALWAYS identity column keep their ids when they are
+// applied after a schema change.
+TEST(SchemaChangeEpochTest, AppliesRowsOfAGeneratedAlwaysIdentityTableAfterADdl) {
+  RecordedSource source;
+  ASSERT_OK(source.Start(
+      "CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, what text); "
+      "INSERT INTO events (what) VALUES ('one'), ('two'), ('three')"));
+  ASSERT_OK(source.StartAgent());
+  std::vector<Moment> moments;
+  ASSERT_OK(RecordStep(&source, &moments, "snapshot only", ""));
+  ASSERT_OK(
+      RecordStep(&source, &moments, "rows before the ddl",
+                 "INSERT INTO events (what) VALUES ('four'); DELETE FROM events WHERE id = 2"));
+  ASSERT_OK(RecordStep(&source, &moments, "add column",
+                       "ALTER TABLE events ADD COLUMN level int DEFAULT 1"));
+  ASSERT_OK(RecordStep(&source, &moments, "rows after the ddl",
+                       "INSERT INTO events (what, level) VALUES ('five', 5); "
+                       "UPDATE events SET level = 3 WHERE id = 1"));
+  ASSERT_OK(source.CommitAfterLastInstant("INSERT INTO events (what) VALUES ('tail')"));
+  for (size_t i = 0; i < moments.size(); i++) {
+    SCOPED_TRACE("restore to \"" + moments[i].instant.label + "\"");
+    const std::string db = "e" + std::to_string(i);
+    const CommandResult result = RunRestore(source, {"--to", moments[i].instant.time}, db);
+    ExpectRestoredAs(source, result, db, moments[i]);
+    if (result.exit_code == 0) {
+      EXPECT_OK(source.cluster().Exec(db, "INSERT INTO events (what) VALUES ('after restore')"));
+    }
   }
 }
 
@@ -723,8 +764,9 @@ TEST(SchemaChangeMarkTest, RestoresToAMarkRecordedBeforeAMigration) {
     SCOPED_TRACE("--to-mark before-migration");
     ExpectRestoredAs(source, RunRestore(source, {"--to-mark", "before-migration"}, "m_before"),
                      "m_before", moments[1]);
-    EXPECT_OK(source.cluster().Exec("m_before", "INSERT INTO accounts DEFAULT VALUES; "
-                                                "INSERT INTO audit DEFAULT VALUES"));
+    EXPECT_OK(source.cluster().Exec("m_before",
+                                    "INSERT INTO accounts DEFAULT VALUES; "
+                                    "INSERT INTO audit DEFAULT VALUES"));
   }
   {
     // The mark's transaction holds nothing else: exclusive is the same state.
@@ -753,8 +795,9 @@ TEST(SchemaChangeMarkTest, RestoresToAMarkRecordedBeforeAMigration) {
   EXPECT_EQ(invalid_mark.exit_code, 2) << invalid_mark;
   EXPECT_NE(invalid_mark.stderr_text.find("invalid mark name \"bad name!\""), std::string::npos)
       << invalid_mark;
-  EXPECT_EQ(source.cluster().Scalar("postgres", "SELECT count(*) FROM pg_database WHERE datname "
-                                                "IN ('m_unknown', 'm_invalid')"),
+  EXPECT_EQ(source.cluster().Scalar("postgres",
+                                    "SELECT count(*) FROM pg_database WHERE datname "
+                                    "IN ('m_unknown', 'm_invalid')"),
             "0");
 
   // changelog --op mark: both marks, in order, with their commit LSN.
@@ -794,7 +837,8 @@ TEST(SchemaChangeMarkTest, RestoresToAMarkRecordedBeforeAMigration) {
   for (const char* key : {"from_time", "to_time", "from_lsn", "to_lsn"}) {
     EXPECT_TRUE(j["range"].contains(key) && j["range"][key].is_string()) << key;
   }
-  EXPECT_LE(LsnValue(j["range"].value("from_lsn", "0/0")), LsnValue(j["range"].value("to_lsn", "0/0")));
+  EXPECT_LE(LsnValue(j["range"].value("from_lsn", "0/0")),
+            LsnValue(j["range"].value("to_lsn", "0/0")));
   ASSERT_TRUE(j["snapshots"].is_array());
   ASSERT_EQ(j["snapshots"].size(), 1u);
   EXPECT_EQ(j["snapshots"][0].value("tables", 0), 2);
@@ -838,12 +882,15 @@ TEST(SchemaChangeCleanTest, CleanReplacesANonEmptyTargetOnlyWhenConfirmed) {
 
   ASSERT_OK(cluster.CreateDatabase("busy"));
   ASSERT_OK(cluster.Exec("busy", kBusyTarget));
-  CommandResult cleaned = RunRestore(source, {"--to", moments[1].instant.time, "--clean", "--yes"}, "busy");
+  CommandResult cleaned =
+      RunRestore(source, {"--to", moments[1].instant.time, "--clean", "--yes"}, "busy");
   ExpectRestoredAs(source, cleaned, "busy", moments[1]);
-  EXPECT_EQ(cluster.Scalar("busy", "SELECT to_regnamespace('junk') IS NULL AND "
-                                   "to_regclass('public.leftover') IS NULL"),
+  EXPECT_EQ(cluster.Scalar("busy",
+                           "SELECT to_regnamespace('junk') IS NULL AND "
+                           "to_regclass('public.leftover') IS NULL"),
             "t");
-  EXPECT_OK(cluster.Exec("busy", "INSERT INTO accounts DEFAULT VALUES; INSERT INTO audit DEFAULT VALUES"));
+  EXPECT_OK(cluster.Exec("busy",
+                         "INSERT INTO accounts DEFAULT VALUES; INSERT INTO audit DEFAULT VALUES"));
 
   // No --yes and no terminal to ask on: refused, nothing changed.
   ASSERT_OK(cluster.CreateDatabase("busy2"));
@@ -878,12 +925,52 @@ TEST(SchemaChangeCleanTest, RestoresTheSourceItselfToTheMarkBeforeAFailedMigrati
   ASSERT_OK(source.agent().Kill(SIGTERM));
   EXPECT_EQ(source.agent().WaitExit(std::chrono::seconds(20)), std::optional<int>(0))
       << source.agent().LogContents();
-  CommandResult result = RunRestore(
-      source, {"--to-mark", "before-migration", "--clean", "--yes"}, RecordedSource::kSourceDb);
+  CommandResult result = RunRestore(source, {"--to-mark", "before-migration", "--clean", "--yes"},
+                                    RecordedSource::kSourceDb);
   ExpectRestoredAs(source, result, RecordedSource::kSourceDb, moments[1]);
   EXPECT_OK(source.cluster().Exec(RecordedSource::kSourceDb,
                                   "INSERT INTO accounts (owner) VALUES ('after the restore'); "
                                   "INSERT INTO audit (what) VALUES ('restored')"));
+}
+
+TEST(SchemaChangeCleanTest, KeepsRecordingTheSourceAfterItWasRestoredInPlace) {
+  // After the README's in-place restore the agent starts again on the same
+  // store: the history goes on, and every point of it still restores.
+  RecordedSource source;
+  std::vector<Moment> moments;
+  CommandResult mark;
+  RecordShopUpToTheMark(&source, &moments, &mark);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  ASSERT_OK(RecordStep(&source, &moments, "migration", kMigration));
+  ASSERT_OK(source.agent().Kill(SIGTERM));
+  ASSERT_EQ(source.agent().WaitExit(std::chrono::seconds(20)), std::optional<int>(0))
+      << source.agent().LogContents();
+  CommandResult in_place = RunRestore(source, {"--to-mark", "before-migration", "--clean", "--yes"},
+                                      RecordedSource::kSourceDb);
+  ASSERT_EQ(in_place.exit_code, 0) << in_place;
+
+  ASSERT_OK(source.StartAgent());
+  ASSERT_OK(RecordStep(&source, &moments, "in place restored", ""));
+  ASSERT_OK(RecordStep(&source, &moments, "rows after the in-place restore",
+                       "INSERT INTO accounts (owner) VALUES ('later'); "
+                       "UPDATE accounts SET balance = 0 WHERE id = 1"));
+  ASSERT_OK(RecordStep(&source, &moments, "ddl after the in-place restore",
+                       "ALTER TABLE accounts ADD COLUMN note text DEFAULT 'n'"));
+  ASSERT_OK(source.CommitAfterLastInstant("INSERT INTO audit (what) VALUES ('tail')"));
+  EXPECT_TRUE(source.agent().IsRunning()) << source.agent().LogContents();
+  EXPECT_TRUE(FingerprintsEqual(moments[1].instant.fingerprints, moments[3].instant.fingerprints));
+
+  for (size_t i = 0; i < moments.size(); i++) {
+    SCOPED_TRACE("restore to \"" + moments[i].instant.label + "\" at " + moments[i].instant.time);
+    const std::string db = "again" + std::to_string(i);
+    ExpectRestoredAs(source, RunRestore(source, {"--to", moments[i].instant.time}, db), db,
+                     moments[i]);
+  }
+  {
+    SCOPED_TRACE("--to-mark before-migration after the in-place restore");
+    ExpectRestoredAs(source, RunRestore(source, {"--to-mark", "before-migration"}, "mark_again"),
+                     "mark_again", moments[1]);
+  }
 }
 
 }  // namespace

@@ -1,13 +1,12 @@
 // ParseSchemaChange: which 'pgtrail.ddl' messages a restore replays, and
 // what it runs for them. The inputs are written as the capture trigger
 // (deploy/sql/ddl-capture.sql) emits them: json_build_object(...)::text.
-#include "tools/restore.h"
-
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
+#include "tools/restore.h"
 #include "tools/sql_statements.h"
 
 namespace pgtrail {
@@ -17,11 +16,11 @@ using Names = std::vector<std::string>;
 
 // A message as the trigger builds it; `query` and `search_path` are put in
 // as JSON strings (escaped here), `schemas` and `objects` as raw JSON.
-std::string Message(const std::string& event, const std::string& tag, const std::string& query,
-                    const std::string& schemas = "[\"public\"]",
-                    const std::string& objects =
-                        "[{\"type\" : \"table\", \"identity\" : \"public.t\"}]",
-                    const std::string& search_path = "\\\"$user\\\", public") {
+std::string Message(
+    const std::string& event, const std::string& tag, const std::string& query,
+    const std::string& schemas = "[\"public\"]",
+    const std::string& objects = "[{\"type\" : \"table\", \"identity\" : \"public.t\"}]",
+    const std::string& search_path = "\\\"$user\\\", public") {
   std::string escaped;
   for (char c : query) {
     if (c == '"' || c == '\\') escaped += '\\';
@@ -41,11 +40,11 @@ std::vector<std::string> ReplayedStatements(const SchemaChange& change) {
   return SplitSqlStatements(change.replay_sql);
 }
 
-TEST(SchemaChangeTest, AcceptsDdlCommandEndWithTagQueryAndSearchPath) {
+TEST(ParseSchemaChangeTest, AcceptsDdlCommandEndWithTagQueryAndSearchPath) {
   SchemaChange change;
   ASSERT_TRUE(ParseSchemaChange(
-      Message("ddl_command_end", "ALTER TABLE", "ALTER TABLE t ADD COLUMN c int DEFAULT 7", "[\"app\"]",
-              "[{\"type\" : \"table\", \"identity\" : \"app.t\"}]", "app, public"),
+      Message("ddl_command_end", "ALTER TABLE", "ALTER TABLE t ADD COLUMN c int DEFAULT 7",
+              "[\"app\"]", "[{\"type\" : \"table\", \"identity\" : \"app.t\"}]", "app, public"),
       &change));
   EXPECT_EQ(change.tag, "ALTER TABLE");
   EXPECT_EQ(change.query, "ALTER TABLE t ADD COLUMN c int DEFAULT 7");
@@ -54,36 +53,35 @@ TEST(SchemaChangeTest, AcceptsDdlCommandEndWithTagQueryAndSearchPath) {
   EXPECT_TRUE(change.filled_tables.empty());
 }
 
-TEST(SchemaChangeTest, KeepsTheQuotedUserEntryOfTheSearchPath) {
+TEST(ParseSchemaChangeTest, KeepsTheQuotedUserEntryOfTheSearchPath) {
   SchemaChange change;
-  ASSERT_TRUE(ParseSchemaChange(Message("ddl_command_end", "CREATE TABLE", "CREATE TABLE t (a int)"),
-                                &change));
+  ASSERT_TRUE(ParseSchemaChange(
+      Message("ddl_command_end", "CREATE TABLE", "CREATE TABLE t (a int)"), &change));
   EXPECT_EQ(change.search_path, "\"$user\", public");
 }
 
-TEST(SchemaChangeTest, RejectsTheSqlDropNoticeOfTheSameStatement) {
+TEST(ParseSchemaChangeTest, RejectsTheSqlDropNoticeOfTheSameStatement) {
   SchemaChange change;
-  EXPECT_FALSE(ParseSchemaChange(
-      Message("sql_drop", "DROP TABLE", "DROP TABLE t", "[\"public\"]",
-              "[{\"type\" : \"table\", \"identity\" : \"public.t\"}, "
-              "{\"type\" : \"type\", \"identity\" : \"public.t\"}]"),
-      &change));
+  EXPECT_FALSE(ParseSchemaChange(Message("sql_drop", "DROP TABLE", "DROP TABLE t", "[\"public\"]",
+                                         "[{\"type\" : \"table\", \"identity\" : \"public.t\"}, "
+                                         "{\"type\" : \"type\", \"identity\" : \"public.t\"}]"),
+                                 &change));
   EXPECT_FALSE(ParseSchemaChange(
       Message("sql_drop", "ALTER TABLE", "ALTER TABLE t DROP COLUMN c", "[\"public\"]",
               "[{\"type\" : \"table column\", \"identity\" : \"public.t.c\"}]"),
       &change));
 }
 
-TEST(SchemaChangeTest, AcceptsTheDdlCommandEndOfADrop) {
+TEST(ParseSchemaChangeTest, AcceptsTheDdlCommandEndOfADrop) {
   // pg_event_trigger_ddl_commands() is empty for a DROP: no schemas, no objects.
   SchemaChange change;
-  ASSERT_TRUE(ParseSchemaChange(Message("ddl_command_end", "DROP TABLE", "DROP TABLE t", "[]", "[]"),
-                                &change));
+  ASSERT_TRUE(ParseSchemaChange(
+      Message("ddl_command_end", "DROP TABLE", "DROP TABLE t", "[]", "[]"), &change));
   EXPECT_EQ(change.tag, "DROP TABLE");
   EXPECT_EQ(ReplayedStatements(change), Names{"DROP TABLE t"});
 }
 
-TEST(SchemaChangeTest, RejectsPrivilegeAndPublicationTags) {
+TEST(ParseSchemaChangeTest, RejectsPrivilegeAndPublicationTags) {
   const std::vector<std::pair<std::string, std::string>> skipped = {
       {"GRANT", "GRANT SELECT ON t TO reader"},
       {"REVOKE", "REVOKE SELECT ON t FROM reader"},
@@ -100,27 +98,27 @@ TEST(SchemaChangeTest, RejectsPrivilegeAndPublicationTags) {
   }
 }
 
-TEST(SchemaChangeTest, RejectsChangesOnlyToPgtrailsOwnSchema) {
+TEST(ParseSchemaChangeTest, RejectsChangesOnlyToPgtrailsOwnSchema) {
   SchemaChange change;
   EXPECT_FALSE(ParseSchemaChange(
       Message("ddl_command_end", "CREATE FUNCTION",
               "CREATE OR REPLACE FUNCTION pgtrail.capture_ddl() RETURNS event_trigger ...",
-              "[\"pgtrail\"]", "[{\"type\" : \"function\", \"identity\" : \"pgtrail.capture_ddl()\"}]"),
+              "[\"pgtrail\"]",
+              "[{\"type\" : \"function\", \"identity\" : \"pgtrail.capture_ddl()\"}]"),
       &change));
 }
 
-TEST(SchemaChangeTest, AcceptsAChangeTouchingPgtrailAndAnotherSchema) {
+TEST(ParseSchemaChangeTest, AcceptsAChangeTouchingPgtrailAndAnotherSchema) {
   SchemaChange change;
   ASSERT_TRUE(ParseSchemaChange(
       Message("ddl_command_end", "CREATE TABLE", "CREATE TABLE public.t (a int)",
-              "[\"pgtrail\", \"public\"]",
-              "[{\"type\" : \"table\", \"identity\" : \"public.t\"}]"),
+              "[\"pgtrail\", \"public\"]", "[{\"type\" : \"table\", \"identity\" : \"public.t\"}]"),
       &change));
   EXPECT_EQ(change.tag, "CREATE TABLE");
   EXPECT_EQ(ReplayedStatements(change), Names{"CREATE TABLE public.t (a int)"});
 }
 
-TEST(SchemaChangeTest, RejectsMalformedJsonWithoutThrowing) {
+TEST(ParseSchemaChangeTest, RejectsMalformedJsonWithoutThrowing) {
   std::vector<std::string> malformed = {
       "",
       "{",
@@ -128,8 +126,8 @@ TEST(SchemaChangeTest, RejectsMalformedJsonWithoutThrowing) {
       "null",
       "[]",
       "\"ddl_command_end\"",
-      "{\"event\" : \"ddl_command_end\", \"tag\" : \"ALTER TABLE\"",  // truncated
-      "{\"event\" : \"ddl_command_end\", \"tag\" : \"ALTER TABLE\"}",  // no query
+      "{\"event\" : \"ddl_command_end\", \"tag\" : \"ALTER TABLE\"",                 // truncated
+      "{\"event\" : \"ddl_command_end\", \"tag\" : \"ALTER TABLE\"}",                // no query
       "{\"event\" : \"ddl_command_end\", \"query\" : \"ALTER TABLE t ADD c int\"}",  // no tag
       "{\"event\" : 1, \"tag\" : \"ALTER TABLE\", \"query\" : \"ALTER TABLE t ADD c int\"}",
       "{\"event\" : \"ddl_command_end\", \"tag\" : [\"ALTER TABLE\"], \"query\" : \"x\"}",
@@ -147,14 +145,17 @@ TEST(SchemaChangeTest, RejectsMalformedJsonWithoutThrowing) {
   }
 }
 
-TEST(SchemaChangeTest, ToleratesWrongTypesInOptionalFields) {
+TEST(ParseSchemaChangeTest, ToleratesWrongTypesInOptionalFields) {
   // Anyone may emit a 'pgtrail.ddl' message; odd optional fields must not
   // throw out of the restore.
   const std::vector<std::string> odd = {
-      "{\"event\" : \"ddl_command_end\", \"tag\" : \"CREATE TABLE\", \"query\" : \"CREATE TABLE t (a int)\", "
+      "{\"event\" : \"ddl_command_end\", \"tag\" : \"CREATE TABLE\", \"query\" : \"CREATE TABLE t "
+      "(a int)\", "
       "\"search_path\" : 5, \"schemas\" : \"public\", \"objects\" : {}}",
-      "{\"event\" : \"ddl_command_end\", \"tag\" : \"CREATE TABLE AS\", \"query\" : \"CREATE TABLE t AS SELECT 1\", "
-      "\"schemas\" : [\"public\"], \"objects\" : [1, \"x\", null, {\"type\" : 7, \"identity\" : \"public.t\"}]}",
+      "{\"event\" : \"ddl_command_end\", \"tag\" : \"CREATE TABLE AS\", \"query\" : \"CREATE TABLE "
+      "t AS SELECT 1\", "
+      "\"schemas\" : [\"public\"], \"objects\" : [1, \"x\", null, {\"type\" : 7, \"identity\" : "
+      "\"public.t\"}]}",
   };
   for (const std::string& content : odd) {
     SCOPED_TRACE(content);
@@ -164,7 +165,7 @@ TEST(SchemaChangeTest, ToleratesWrongTypesInOptionalFields) {
   }
 }
 
-TEST(SchemaChangeTest, ReplaysOnlyTheSchemaStatementsOfAStatementString) {
+TEST(ParseSchemaChangeTest, ReplaysOnlyTheSchemaStatementsOfAStatementString) {
   SchemaChange change;
   ASSERT_TRUE(ParseSchemaChange(
       Message("ddl_command_end", "ALTER TABLE", "ALTER TABLE t ADD c int; UPDATE t SET c = 1"),
@@ -173,7 +174,7 @@ TEST(SchemaChangeTest, ReplaysOnlyTheSchemaStatementsOfAStatementString) {
   EXPECT_EQ(ReplayedStatements(change), Names{"ALTER TABLE t ADD c int"});
 }
 
-TEST(SchemaChangeTest, ReplaysOnlyTheDdlOfATransactionSentAsOneString) {
+TEST(ParseSchemaChangeTest, ReplaysOnlyTheDdlOfATransactionSentAsOneString) {
   SchemaChange change;
   ASSERT_TRUE(ParseSchemaChange(
       Message("ddl_command_end", "ALTER TABLE",
@@ -184,11 +185,11 @@ TEST(SchemaChangeTest, ReplaysOnlyTheDdlOfATransactionSentAsOneString) {
             (Names{"ALTER TABLE t ADD COLUMN c int", "CREATE INDEX t_c ON t (c)"}));
 }
 
-TEST(SchemaChangeTest, ReplaysAStringWithoutSchemaStatementsWhole) {
+TEST(ParseSchemaChangeTest, ReplaysAStringWithoutSchemaStatementsWhole) {
   // DDL run by a function (or a DO block): running the call again redoes it.
   SchemaChange change;
-  ASSERT_TRUE(ParseSchemaChange(
-      Message("ddl_command_end", "CREATE TABLE", "SELECT make_tables()"), &change));
+  ASSERT_TRUE(ParseSchemaChange(Message("ddl_command_end", "CREATE TABLE", "SELECT make_tables()"),
+                                &change));
   EXPECT_EQ(change.replay_sql, "SELECT make_tables()");
 
   SchemaChange block;
@@ -197,7 +198,7 @@ TEST(SchemaChangeTest, ReplaysAStringWithoutSchemaStatementsWhole) {
   EXPECT_EQ(block.replay_sql, body);
 }
 
-TEST(SchemaChangeTest, CreateTableAsNamesTheTablesItFilled) {
+TEST(ParseSchemaChangeTest, CreateTableAsNamesTheTablesItFilled) {
   SchemaChange change;
   ASSERT_TRUE(ParseSchemaChange(
       Message("ddl_command_end", "CREATE TABLE AS",
@@ -211,16 +212,16 @@ TEST(SchemaChangeTest, CreateTableAsNamesTheTablesItFilled) {
   EXPECT_EQ(change.filled_tables, Names{"public.totals"});
 }
 
-TEST(SchemaChangeTest, SelectIntoNamesTheTableItFilled) {
+TEST(ParseSchemaChangeTest, SelectIntoNamesTheTableItFilled) {
   SchemaChange change;
   ASSERT_TRUE(ParseSchemaChange(
-      Message("ddl_command_end", "SELECT INTO", "SELECT * INTO \"Copy\" FROM orders", "[\"public\"]",
-              "[{\"type\" : \"table\", \"identity\" : \"public.\\\"Copy\\\"\"}]"),
+      Message("ddl_command_end", "SELECT INTO", "SELECT * INTO \"Copy\" FROM orders",
+              "[\"public\"]", "[{\"type\" : \"table\", \"identity\" : \"public.\\\"Copy\\\"\"}]"),
       &change));
   EXPECT_EQ(change.filled_tables, Names{"public.\"Copy\""});
 }
 
-TEST(SchemaChangeTest, OtherTagsFillNoTables) {
+TEST(ParseSchemaChangeTest, OtherTagsFillNoTables) {
   SchemaChange change;
   ASSERT_TRUE(ParseSchemaChange(
       Message("ddl_command_end", "CREATE TABLE", "CREATE TABLE t (a int)", "[\"public\"]",
