@@ -2,6 +2,9 @@
 # Installs everything pgtrail needs to build, test and run its demo on Debian 12.
 # Idempotent: packages already present are not reinstalled, and apt is not
 # touched at all when nothing is missing.
+#
+#   deploy/install-deps.sh              pgtrail's own dependencies
+#   deploy/install-deps.sh PKG...       those, and these extra packages (bench/ uses this)
 set -euo pipefail
 
 PACKAGES=(
@@ -10,6 +13,7 @@ PACKAGES=(
   librocksdb-dev libboost-program-options-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   googletest libgtest-dev libgmock-dev
   postgresql-15 postgresql-client-15
+  "$@"
 )
 
 missing=()
