@@ -46,6 +46,11 @@ rocksdb::Options BaseOptions() {
   options.compression = rocksdb::kLZ4Compression;
   options.bottommost_compression = rocksdb::kZSTD;
   options.max_background_jobs = 2;
+  // One memory budget for the memtables of all families, so the agent's
+  // footprint stays bounded whatever the write pattern (RocksDB's default is
+  // 64 MB per family, times ten families).
+  options.db_write_buffer_size = 64u << 20;
+  options.write_buffer_size = 16u << 20;
   options.info_log_level = rocksdb::WARN_LEVEL;
   options.keep_log_file_num = 2;
   return options;
