@@ -63,6 +63,7 @@ class Agent {
       }
       backoff_ms = std::min(backoff_ms * 2, options_.max_backoff_ms);
     }
+    RETURN_IF_ERROR(store_->FlushMemtables());
     spdlog::info("pgtrail-agent stopped at {} ({} transactions stored in this run)",
                  FormatLsn(capture_->durable_lsn()), capture_->stats().txns_stored);
     return Status::OK();
@@ -175,6 +176,7 @@ class Agent {
     req.snapshot_id = 1;
     pb::Snapshot snap;
     RETURN_IF_ERROR(TakeSnapshot(req, store_.get(), meta, &snap));
+    RETURN_IF_ERROR(store_->FlushMemtables());
     // Reload: meta and layouts now come from the store.
     capture_ = std::make_unique<Capture>(store_.get());
     return capture_->Init();

@@ -150,6 +150,12 @@ rm -f "${TMPDIR:-/tmp}/pgtrail-bench-build.$$"
 BIN="$ROOT/build-release"
 AGENT="$BIN/agent/pgtrail-agent"; RESTORE="$BIN/tools/pitr-restore"; CHANGELOG="$BIN/tools/changelog"
 note "$("$AGENT" --version 2>&1 | head -1)"
+# What was built: the tree may move on while the benchmark runs.
+BUILT_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git status --porcelain -- agent storage tools proto CMakeLists.txt 2>/dev/null)" ]; then
+  BUILT_COMMIT="$BUILT_COMMIT (with uncommitted changes)"
+fi
+LOAD_AT_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 step "throwaway PostgreSQL 15"
 WORK="$(mktemp -d "${BENCH_TMP:-/tmp}/pgtrail-bench.XXXXXX")"
@@ -381,6 +387,18 @@ for rep in $(seq 1 "$DRAIN_REPS"); do
   store_added+=("$(( $(du -sb "$STORE" | cut -f1) - STORE_BEFORE ))")
   note "rep $rep: pgtrail-agent ${agent_times[-1]} s, VmHWM ${agent_rss[-1]} kB, store +${store_added[-1]} bytes"
 done
+files_bytes() { find "$STORE" -name "$1" -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
+record store_sst_bytes "$(files_bytes '*.sst')"
+record store_log_bytes "$(files_bytes '*.log')"
+# Right after the drain, much of the store is RocksDB's own write-ahead log
+# (memtables not flushed yet). A restart replays and flushes it: the size
+# after that is the store's settled size.
+agent_start
+agent_wait_streaming
+agent_stop
+record store_settled_bytes "$(( $(du -sb "$STORE" | cut -f1) - STORE_BEFORE ))"
+record store_settled_log_bytes "$(files_bytes '*.log')"
+note "store after a restart of the agent: +${R[store_settled_bytes]} bytes (${R[store_settled_log_bytes]} bytes of RocksDB WAL)"
 if [ "${BENCH_PROFILE:-0}" = 1 ]; then
   # One more drain, untimed, under a system-wide perf profile: where the
   # agent's and the walsender's time goes.
@@ -413,8 +431,6 @@ record drain_peer_s "$(median "${peer_times[@]}")"
 record rss_agent_kb "$(median "${agent_rss[@]}")"
 record rss_peer_kb "$(median "${peer_rss[@]}")"
 record store_added_bytes "$(median "${store_added[@]}")"
-record store_sst_bytes "$(find "$STORE" -name '*.sst' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')"
-record store_log_bytes "$(find "$STORE" -name '*.log' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')"
 grep -E "progress:" "$WORK/agent.log" | tail -3 | sed 's/^/  /' || true
 
 # ---------------------------------------------------------------- 5. wal2json, audit query
@@ -665,6 +681,7 @@ rows_ps_peer=$(calc "${R[changes]} / ${R[drain_peer_s]}" "%.0f")
 mbps_agent=$(calc "${R[wal_bytes]} / $MB / ${R[drain_agent_s]}" "%.1f")
 mbps_peer=$(calc "${R[wal_bytes]} / $MB / ${R[drain_peer_s]}" "%.1f")
 store_ratio=$(calc "${R[store_added_bytes]} / ${R[wal_bytes]}" "%.3f")
+settled_ratio=$(calc "${R[store_settled_bytes]} / ${R[wal_bytes]}" "%.3f")
 w2j_ratio=$(calc "${R[w2j_bytes]} / ${R[wal_bytes]}" "%.3f")
 rss_agent_mb=$(calc "${R[rss_agent_kb]} / 1024" "%.0f")
 rss_peer_mb=$(calc "${R[rss_peer_kb]} / 1024" "%.0f")
@@ -699,7 +716,8 @@ TABLE="$(cat <<MD
 | 1 | capture drain of the backlog | $(fmt_s "${R[drain_agent_s]}") | pg_recvlogical (pgoutput → /dev/null): $(fmt_s "${R[drain_peer_s]}") | ${drain_ratio}× | ≤ 1.1× | $(met "$drain_ratio <= 1.1") |
 | 1 | capture throughput, row changes | ${rows_ps_agent} rows/s | ${rows_ps_peer} rows/s | $(ratio "$rows_ps_agent" "$rows_ps_peer") | | |
 | 1 | capture throughput, WAL | ${mbps_agent} MB/s | ${mbps_peer} MB/s | $(ratio "$mbps_agent" "$mbps_peer") | | |
-| 2 | store bytes added per WAL byte | ${store_ratio} ($(calc "${R[store_added_bytes]} / $MB" "%.0f") MB for $(calc "${R[wal_bytes]} / $MB" "%.0f") MB of WAL) | wal2json text: ${w2j_ratio} | $(ratio "$store_ratio" "$w2j_ratio") | ≤ 0.5 | $(met "$store_ratio <= 0.5") |
+| 2 | store bytes added per WAL byte, right after the drain | ${store_ratio} ($(calc "${R[store_added_bytes]} / $MB" "%.0f") MB for $(calc "${R[wal_bytes]} / $MB" "%.0f") MB of WAL) | wal2json text: ${w2j_ratio} | $(ratio "$store_ratio" "$w2j_ratio") | ≤ 0.5 | $(met "$store_ratio <= 0.5") |
+| 2 | store bytes added per WAL byte, settled (after a restart flushed RocksDB's memtables) | ${settled_ratio} ($(calc "${R[store_settled_bytes]} / $MB" "%.0f") MB) | wal2json text: ${w2j_ratio} | $(ratio "$settled_ratio" "$w2j_ratio") | ≤ 0.5 | $(met "$settled_ratio <= 0.5") |
 | 3 | peak RSS during the capture | ${rss_agent_mb} MB | pg_recvlogical: ${rss_peer_mb} MB | $(ratio "${R[rss_agent_kb]}" "${R[rss_peer_kb]}") | ≤ 256 MB | $(met "$rss_agent_mb <= 256") |
 | 4 | lag, commit → durable in store, p50 | $(fmt_s "${R[lag_p50_s]}") | — | — | | |
 | 4 | lag, commit → durable in store, p99 | $(fmt_s "${R[lag_p99_s]}") (max ${R[lag_max_s]} s, ${R[lag_samples]} samples, pgbench ${R[lag_tps]} tps) | — | — | ≤ 1 s | $(met "${R[lag_p99_s]} <= 1") |
@@ -715,13 +733,9 @@ mem_kb="$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)"
 disk_dev="$(df --output=source "$WORK" | tail -1)"
 disk_fs="$(df --output=fstype "$WORK" | tail -1)"
 disk_rota="$(lsblk -ndo ROTA "$disk_dev" 2>/dev/null | head -1 || true)"
-commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [ -n "$(git -C "$ROOT" status --porcelain -- agent storage tools proto CMakeLists.txt 2>/dev/null)" ]; then
-  commit="$commit (with uncommitted changes)"
-fi
 
 REPORT="$(cat <<MD
-Run of $(date -u '+%Y-%m-%d %H:%M UTC'), pgtrail $commit, command:
+Run of $(date -u '+%Y-%m-%d %H:%M UTC'), pgtrail $BUILT_COMMIT, command:
 \`$KNOBS $COMMAND_LINE\`
 
 $TABLE
@@ -729,10 +743,11 @@ $TABLE
 Backlog: pgbench -i -s $SCALE, $((per_client * CLIENTS)) pgbench transactions (-c $CLIENTS), one INSERT of $BIG_ROWS rows:
 $(calc "${R[wal_bytes]} / $MB" "%.0f") MB of WAL, ${R[changes]} row changes in ${R[txns]} transactions.
 Restore instant T = $T_AFTER. $SINGLE_NOTE Medians of $REPS repetitions for restores and the audit query,
-of $DRAIN_REPS for the capture drain. Store after the drain: $(calc "${R[store_sst_bytes]} / $MB" "%.0f") MB of SST files,
-$(calc "${R[store_log_bytes]} / $MB" "%.0f") MB of RocksDB WAL and logs. Agent VmHWM during the lag run: $(calc "${R[lag_rss_kb]} / 1024" "%.0f") MB.
+of $DRAIN_REPS for the capture drain. Store right after the drain: $(calc "${R[store_sst_bytes]} / $MB" "%.0f") MB of SST files,
+$(calc "${R[store_log_bytes]} / $MB" "%.0f") MB of RocksDB write-ahead log; after a restart $(calc "${R[store_settled_log_bytes]} / $MB" "%.0f") MB of the latter. Agent VmHWM during the lag run: $(calc "${R[lag_rss_kb]} / 1024" "%.0f") MB.
 $( [ -n "$mismatches" ] && printf '\n**Restored data differed from the source at T:** %s\n' "$mismatches" || echo "Every full restore (pitr-restore, pg_restore, pgBackRest) was checked against the source at T: row counts and balance sums agree.")
 
+Load average (1, 5, 15 min) at the start: $LOAD_AT_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg).
 Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(calc "$mem_kb / 1048576" "%.0f") GiB RAM,
 $disk_fs on $disk_dev$( [ "$disk_rota" = 0 ] && echo " (non-rotational)"), $(uname -sr), $(. /etc/os-release; echo "$PRETTY_NAME").
 PostgreSQL $PG_VERSION (fsync on, synchronous_commit on, shared_buffers 256MB, autovacuum off),

@@ -247,6 +247,14 @@ Status Store::CatchUp() {
   return FromRocks(db_->TryCatchUpWithPrimary(), "cannot catch up with the agent");
 }
 
+Status Store::FlushMemtables() {
+  if (read_only_) return Status::OK();
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  std::vector<rocksdb::ColumnFamilyHandle*> all(handles_.begin(), handles_.end());
+  return FromRocks(db_->Flush(fo, all), "store flush failed");
+}
+
 Status Store::Write(rocksdb::WriteBatch* batch, bool sync) {
   rocksdb::WriteOptions wo;
   wo.sync = sync;

@@ -131,6 +131,9 @@ class Store {
   // --- Raw access for writers and scanners ---------------------------------
   rocksdb::DB* db() const { return db_; }
   rocksdb::ColumnFamilyHandle* cf(Family family) const;
+  // Moves memtables into table files (compressed), so the next open does not
+  // replay a long write-ahead log. For after a snapshot and a clean stop.
+  Status FlushMemtables();
   // Writes a batch atomically; with sync it is durable on return.
   Status Write(rocksdb::WriteBatch* batch, bool sync);
   // Reads one value; nullopt if absent.
