@@ -51,6 +51,9 @@ rocksdb::Options BaseOptions() {
   // 64 MB per family, times ten families).
   options.db_write_buffer_size = 64u << 20;
   options.write_buffer_size = 16u << 20;
+  // Families with old data in the write-ahead log get flushed once the log
+  // passes this, so it stays small (readers replay it when they open).
+  options.max_total_wal_size = 64u << 20;
   options.info_log_level = rocksdb::WARN_LEVEL;
   options.keep_log_file_num = 2;
   return options;
@@ -324,6 +327,39 @@ Status Store::ForEachChange(uint64_t commit_lsn,
     if (!fn(seq, change)) break;
   }
   return FromRocks(it->status(), "store scan failed");
+}
+
+Status Store::ForEachChangeInRange(
+    uint64_t from, uint64_t to, const std::function<bool(const pb::TxnHeader&)>& want,
+    const std::function<bool(const pb::TxnHeader&, uint32_t, const pb::Change&)>& fn) {
+  std::unique_ptr<rocksdb::Iterator> changes(
+      db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kChange)));
+  bool positioned = false;
+  Status inner;
+  pb::Change change;
+  RETURN_IF_ERROR(ForEachTxn(from, to, [&](const pb::TxnHeader& h) {
+    if (!want(h)) return true;
+    const std::string prefix = keys::TxnKey(h.commit_lsn());
+    // Forward only: seek when the cursor is before this transaction.
+    if (!positioned || (changes->Valid() && changes->key().compare(prefix) < 0)) {
+      changes->Seek(prefix);
+      positioned = true;
+    }
+    for (; changes->Valid() && changes->key().starts_with(prefix); changes->Next()) {
+      uint64_t lsn;
+      uint32_t seq;
+      inner = keys::ParseChangeKey(std::string_view(changes->key().data(), changes->key().size()),
+                                   &lsn, &seq);
+      if (inner.ok()) {
+        inner = ParseStored(std::string_view(changes->value().data(), changes->value().size()),
+                            "change", &change);
+      }
+      if (!inner.ok() || !fn(h, seq, change)) return false;
+    }
+    return true;
+  }));
+  RETURN_IF_ERROR(inner);
+  return FromRocks(changes->status(), "store scan failed");
 }
 
 Result<pb::Change> Store::GetChange(uint64_t commit_lsn, uint32_t seq) {

@@ -92,6 +92,12 @@ class Store {
   Status ForEachChange(uint64_t commit_lsn,
                        const std::function<bool(uint32_t, const pb::Change&)>& fn);
   Result<pb::Change> GetChange(uint64_t commit_lsn, uint32_t seq);
+  // Calls fn(header, seq, change) for every change of every transaction with
+  // from <= commit_lsn <= to, in LSN order, reading the transactions that
+  // want(header) accepts with one forward cursor; stops when fn returns false.
+  Status ForEachChangeInRange(
+      uint64_t from, uint64_t to, const std::function<bool(const pb::TxnHeader&)>& want,
+      const std::function<bool(const pb::TxnHeader&, uint32_t, const pb::Change&)>& fn);
   // Commit LSN of the first transaction, in LSN order, whose commit time is
   // later than t_us (Unix µs); nullopt if there is none.
   Result<std::optional<uint64_t>> FirstCommitLaterThan(int64_t t_us);

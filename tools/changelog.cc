@@ -130,13 +130,16 @@ class Grep {
     }
     ASSIGN_OR_RETURN(pb::StoreMeta meta, store_->ReadMeta());
     Status inner;
-    RETURN_IF_ERROR(store_->ForEachTxn(from, meta.last_commit_lsn(), [&](const pb::TxnHeader& h) {
-      if ((since_ && h.commit_time_us() < *since_) || (until_ && h.commit_time_us() > *until_)) {
-        return true;
-      }
-      inner = Transaction(h);
-      return inner.ok();
-    }));
+    RETURN_IF_ERROR(store_->ForEachChangeInRange(
+        from, meta.last_commit_lsn(),
+        [&](const pb::TxnHeader& h) {
+          return !(since_ && h.commit_time_us() < *since_) &&
+                 !(until_ && h.commit_time_us() > *until_);
+        },
+        [&](const pb::TxnHeader& h, uint32_t seq, const pb::Change& c) {
+          inner = OneChange(h, seq, c);
+          return inner.ok();
+        }));
     return inner;
   }
 
@@ -174,15 +177,6 @@ class Grep {
     }
     return c.op() == pb::Change::MESSAGE &&
            (pattern_->Search(c.content()) || pattern_->Search(c.prefix()));
-  }
-
-  Status Transaction(const pb::TxnHeader& h) {
-    Status inner;
-    RETURN_IF_ERROR(store_->ForEachChange(h.commit_lsn(), [&](uint32_t seq, const pb::Change& c) {
-      inner = OneChange(h, seq, c);
-      return inner.ok();
-    }));
-    return inner;
   }
 
   Status OneChange(const pb::TxnHeader& h, uint32_t seq, const pb::Change& c) {

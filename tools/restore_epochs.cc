@@ -53,16 +53,15 @@ class EpochBuilder {
   // Folds the changes at positions [from, to) into a delta.
   Status Build(Position from, Position to, EpochDelta* delta) {
     Status inner;
-    RETURN_IF_ERROR(store_->ForEachTxn(from.lsn, to.lsn, [&](const pb::TxnHeader& h) {
-      inner = store_->ForEachChange(h.commit_lsn(), [&](uint32_t seq, const pb::Change& c) {
-        Position pos{h.commit_lsn(), seq};
-        if (pos < from) return true;
-        if (!(pos < to)) return false;
-        inner = Fold(pos, c, delta);
-        return inner.ok();
-      });
-      return inner.ok();
-    }));
+    RETURN_IF_ERROR(store_->ForEachChangeInRange(
+        from.lsn, to.lsn, [](const pb::TxnHeader&) { return true; },
+        [&](const pb::TxnHeader& h, uint32_t seq, const pb::Change& c) {
+          const Position pos{h.commit_lsn(), seq};
+          if (pos < from) return true;
+          if (!(pos < to)) return false;
+          inner = Fold(pos, c, delta);
+          return inner.ok();
+        }));
     return inner;
   }
 
@@ -140,9 +139,34 @@ Status CreateScratch(PgConn* conn, const std::string& name, const pb::Relation& 
                     Join(columns, ", ") + " FROM " + TableSql(rel) + " WITH NO DATA");
 }
 
+// True if the target table has no rows (just created or truncated): the
+// epoch's rows then go straight in with COPY.
+Result<bool> IsEmpty(PgConn* conn, const pb::Relation& rel) {
+  ASSIGN_OR_RETURN(PgResult r,
+                   conn->Query("SELECT NOT EXISTS (SELECT FROM ONLY " + TableSql(rel) + ")"));
+  return r.Get(0, 0) == "t";
+}
+
+Status CopyStraightIn(PgConn* conn, const TableDelta& t) {
+  CopyIn copy(conn, TableName(t.layout));
+  RETURN_IF_ERROR(copy.Begin(TableSql(t.layout), ColumnNames(t.layout)));
+  Status st;
+  for (const auto& [rowkey, image] : t.keyed) {
+    if (image) st = copy.Add(*image);
+    if (!st.ok()) break;
+  }
+  for (const auto& [enc, entry] : t.counts) {
+    if (!st.ok()) break;
+    if (entry.first > 0) st = copy.Add(entry.second, static_cast<uint64_t>(entry.first));
+  }
+  return copy.End(st);
+}
+
 Status ApplyKeyed(PgConn* conn, const TableDelta& t) {
   const pb::Relation& rel = t.layout;
   const std::vector<std::string> columns = ColumnNames(rel);
+  ASSIGN_OR_RETURN(bool empty, IsEmpty(conn, rel));
+  if (empty) return CopyStraightIn(conn, t);
   std::vector<std::string> key_columns;
   for (const pb::Column& c : rel.columns()) {
     if (c.key()) key_columns.push_back(QuoteIdent(c.name()));
@@ -192,6 +216,8 @@ Status ApplyKeyed(PgConn* conn, const TableDelta& t) {
 Status ApplyMultiset(PgConn* conn, const TableDelta& t) {
   const pb::Relation& rel = t.layout;
   const std::vector<std::string> columns = ColumnNames(rel);
+  ASSIGN_OR_RETURN(bool empty, IsEmpty(conn, rel));
+  if (empty) return CopyStraightIn(conn, t);
   RETURN_IF_ERROR(CreateScratch(conn, "pgtrail_add", rel, columns));
   RETURN_IF_ERROR(CreateScratch(conn, "pgtrail_remove", rel, columns));
   CopyIn add(conn, TableName(rel));
