@@ -289,8 +289,8 @@ void Capture::PutRowIndex(uint32_t relid, const std::string& rowkey, uint32_t se
 }
 
 Status Capture::PutChange(uint32_t seq, const pb::Change& change) {
-  batch_.Put(store_->cf(Family::kChange), keys::ChangeKey(txn_->commit_lsn, seq),
-             change.SerializeAsString());
+  change.SerializeToString(&value_);
+  batch_.Put(store_->cf(Family::kChange), keys::ChangeKey(txn_->commit_lsn, seq), value_);
   stats_.changes_stored++;
   return MaybeSpill();
 }
@@ -306,7 +306,7 @@ Status Capture::OnInsert(const pgoutput::Insert& ins) {
   ASSIGN_OR_RETURN(const pb::Relation* rel, RelationFor(ins.relid, "Insert"));
   if (txn_->skip) return Status::OK();
   const uint32_t seq = txn_->next_seq++;
-  pb::Change change;
+  pb::Change& change = Scratch();
   change.set_op(pb::Change::INSERT);
   change.set_relid(rel->relid());
   change.set_relation_lsn(rel->lsn());
@@ -325,7 +325,7 @@ Status Capture::OnUpdate(const pgoutput::Update& upd) {
   ASSIGN_OR_RETURN(const pb::Relation* rel, RelationFor(upd.relid, "Update"));
   if (txn_->skip) return Status::OK();
   const uint32_t seq = txn_->next_seq++;
-  pb::Change change;
+  pb::Change& change = Scratch();
   change.set_op(pb::Change::UPDATE);
   change.set_relid(rel->relid());
   change.set_relation_lsn(rel->lsn());
@@ -384,7 +384,7 @@ Status Capture::OnDelete(const pgoutput::Delete& del) {
   ASSIGN_OR_RETURN(const pb::Relation* rel, RelationFor(del.relid, "Delete"));
   if (txn_->skip) return Status::OK();
   const uint32_t seq = txn_->next_seq++;
-  pb::Change change;
+  pb::Change& change = Scratch();
   change.set_op(pb::Change::DELETE);
   change.set_relid(rel->relid());
   change.set_relation_lsn(rel->lsn());

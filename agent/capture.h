@@ -70,7 +70,7 @@ class Capture {
   // complete is flushed and the transaction's changes so far are written
   // ahead (invisible to readers until its header is written), so memory stays
   // bounded whatever the transaction's size.
-  static constexpr size_t kSpillBytes = 32u << 20;
+  static constexpr size_t kSpillBytes = 16u << 20;
 
  private:
   struct OpenTxn {
@@ -105,7 +105,16 @@ class Capture {
   Status MaybeSpill();
   void WarnOnce(uint32_t relid, const std::string& message);
 
+  // A cleared Change reused for every row change: protobuf keeps the
+  // strings of cleared repeated fields, so steady state allocates little.
+  pb::Change& Scratch() {
+    scratch_.Clear();
+    return scratch_;
+  }
+
   Store* store_;
+  pb::Change scratch_;
+  std::string value_;  // serialized change, reused
   pb::StoreMeta meta_;          // as it will be after the next Flush
   uint64_t durable_lsn_ = 0;    // meta as last written
   uint64_t received_lsn_ = 0;

@@ -2,10 +2,11 @@
 # pgtrail's benchmark harness: one command, one throwaway PostgreSQL 15, every
 # figure measured against its peer in the same run.
 #
-#   bench/run.sh            full run (pgbench -s 10, 100,000 transactions, a
-#                           1,000,000-row transaction, 60 s of lag, 3 reps);
-#                           writes the results into docs/BENCHMARKS.md
-#   bench/run.sh --smoke    the same steps at a tiny scale (~2 minutes); writes
+#   bench/run.sh            full run, ~10 minutes: pgbench -s 10, 100,000
+#                           transactions, a 1,000,000-row transaction, 60 s of
+#                           lag, 3 reps; writes the results into
+#                           docs/BENCHMARKS.md
+#   bench/run.sh --smoke    the same steps at a tiny scale (about a minute); writes
 #                           build-release/bench/BENCHMARKS-smoke.md
 #   bench/run.sh --keep     keep the temporary directory (servers stopped)
 #
@@ -71,14 +72,15 @@ BIG_ROWS="${BENCH_BIG_ROWS:-$d_big}"
 LAG_SECONDS="${BENCH_LAG_SECONDS:-$d_lag}"
 REPS="${BENCH_REPS:-$d_reps}"
 DRAIN_REPS="${BENCH_DRAIN_REPS:-$d_drain_reps}"
+PGBR_REPS="${BENCH_PGBR_REPS:-1}"
 OUT="${BENCH_OUT:-$d_out}"
-for v in SCALE TXNS BIG_ROWS LAG_SECONDS REPS DRAIN_REPS; do
+for v in SCALE TXNS BIG_ROWS LAG_SECONDS REPS DRAIN_REPS PGBR_REPS; do
   if ! [[ "${!v}" =~ ^[1-9][0-9]*$ ]]; then
     echo "bench: BENCH_$v must be a positive integer, not \"${!v}\"" >&2
     exit 1
   fi
 done
-KNOBS="BENCH_SCALE=$SCALE BENCH_TXNS=$TXNS BENCH_BIG_ROWS=$BIG_ROWS BENCH_LAG_SECONDS=$LAG_SECONDS BENCH_REPS=$REPS BENCH_DRAIN_REPS=$DRAIN_REPS"
+KNOBS="BENCH_SCALE=$SCALE BENCH_TXNS=$TXNS BENCH_BIG_ROWS=$BIG_ROWS BENCH_LAG_SECONDS=$LAG_SECONDS BENCH_REPS=$REPS BENCH_DRAIN_REPS=$DRAIN_REPS BENCH_PGBR_REPS=$PGBR_REPS"
 
 # ---------------------------------------------------------------- helpers
 
@@ -127,6 +129,14 @@ cleanup() {
     if [ "$KEEP" = 1 ]; then
       echo "bench: kept $WORK"
     else
+      if [ $rc -ne 0 ]; then
+        # The logs outlive the run; the data does not.
+        local logs="$ROOT/build-release/bench/failed-run"
+        rm -rf "$logs" && mkdir -p "$logs"
+        find "$WORK" -maxdepth 2 \( -name '*.log' -o -name '*.out' -o -name '*.err' -o -name results \) \
+          -size -50M -exec cp {} "$logs/" \; 2>/dev/null
+        echo "bench: logs of the failed run in $logs (bench/run.sh --keep keeps everything)" >&2
+      fi
       rm -rf "$WORK"
     fi
   fi
@@ -330,6 +340,10 @@ if [ -z "$PGBR_ERROR" ]; then
     if [ "$(q -d bench -c "SELECT failed_count > 0 AND coalesce(last_failed_time > last_archived_time, true) FROM pg_stat_archiver")" = t ] &&
        awk -v s="$(since "$t0")" 'BEGIN { exit !(s > 60) }'; then
       PGBR_ERROR="archive-push keeps failing: $(q -d bench -c "SELECT last_failed_wal FROM pg_stat_archiver")"
+      break
+    fi
+    if awk -v s="$(since "$t0")" 'BEGIN { exit !(s > 1800) }'; then
+      PGBR_ERROR="the WAL of the backlog was not archived within 30 minutes"
       break
     fi
     sleep 0.5
@@ -589,7 +603,7 @@ CONF
     rm -rf "$data"
   }
   pgbr_times=()
-  for rep in $(seq 1 "${BENCH_PGBR_REPS:-1}"); do
+  for rep in $(seq 1 "$PGBR_REPS"); do
     pgbr_restore || break
     note "rep $rep: pgBackRest restore + replay ${pgbr_times[-1]} s"
   done

@@ -54,6 +54,11 @@ rocksdb::Options BaseOptions() {
   // Families with old data in the write-ahead log get flushed once the log
   // passes this, so it stays small (readers replay it when they open).
   options.max_total_wal_size = 64u << 20;
+  // Debian's RocksDB is built portable (software CRC32c, ~1.9% of capture
+  // instructions in callgrind): XXH3 block checksums cost far less.
+  rocksdb::BlockBasedTableOptions table;
+  table.checksum = rocksdb::kXXH3;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   options.info_log_level = rocksdb::WARN_LEVEL;
   options.keep_log_file_num = 2;
   return options;
