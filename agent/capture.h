@@ -70,7 +70,7 @@ class Capture {
   // complete is flushed and the transaction's changes so far are written
   // ahead (invisible to readers until its header is written), so memory stays
   // bounded whatever the transaction's size.
-  static constexpr size_t kSpillBytes = 16u << 20;
+  static constexpr size_t kSpillBytes = 8u << 20;
 
  private:
   struct OpenTxn {

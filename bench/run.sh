@@ -133,8 +133,9 @@ cleanup() {
         # The logs outlive the run; the data does not.
         local logs="$ROOT/build-release/bench/failed-run"
         rm -rf "$logs" && mkdir -p "$logs"
-        find "$WORK" -maxdepth 2 \( -name '*.log' -o -name '*.out' -o -name '*.err' -o -name results \) \
-          -size -50M -exec cp {} "$logs/" \; 2>/dev/null
+        find "$WORK" -maxdepth 2 -path "$WORK/store*" -prune -o \
+          \( -name '*.log' -o -name '*.out' -o -name '*.err' -o -name results \) -size -50M \
+          -exec cp {} "$logs/" \; 2>/dev/null
         echo "bench: logs of the failed run in $logs (bench/run.sh --keep keeps everything)" >&2
       fi
       rm -rf "$WORK"
@@ -144,12 +145,12 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- 1. build, server, pgBackRest
 
 step "dependencies"
-deploy/install-deps.sh
 bench/install-bench-deps.sh
 
 step "build (Release)"
@@ -719,7 +720,6 @@ else
   pgbr_cell="not measured: ${PGBR_ERROR//|/\\|}"
   pgbr_ratio="—"
 fi
-t_full="${R[restore_pitr_s]}"
 
 SINGLE_ROWS=""
 for table in "${SINGLE_TABLES[@]}"; do

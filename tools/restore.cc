@@ -834,7 +834,12 @@ Status ExecuteRestore(Store* store, RestorePlan* plan, const RestoreOptions& opt
   if (some_tables) RETURN_IF_ERROR(DropTablesNotLoaded(conn.get(), loaded_oids));
   RETURN_IF_ERROR(RestoreSequences(conn.get(), *plan));
   RETURN_IF_ERROR(conn->Exec("COMMIT"));
-  out << "restored " << plan->tables.size() << " tables, " << total << " rows\n";
+  out << "restored " << plan->tables.size() << " tables, " << total << " rows";
+  if (!plan->ddl.empty()) {
+    out << " as of the first schema change, then " << plan->ddl.size()
+        << " schema changes with the rows changed after each";
+  }
+  out << "\n";
   return Status::OK();
 }
 

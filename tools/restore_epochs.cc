@@ -35,7 +35,10 @@ struct EpochDelta {
 
 class EpochBuilder {
  public:
-  explicit EpochBuilder(Store* store) : store_(store) {}
+  // chosen_relids empty: every relation.
+  EpochBuilder(Store* store, std::set<uint32_t> chosen_relids)
+      : store_(store), chosen_(std::move(chosen_relids)) {}
+  bool Wanted(uint32_t relid) const { return chosen_.empty() || chosen_.count(relid) != 0; }
 
   Result<const pb::Relation*> Layout(uint32_t relid, uint64_t lsn, uint32_t seq) {
     auto key = std::make_tuple(relid, lsn, seq);
@@ -68,7 +71,10 @@ class EpochBuilder {
  private:
   Status Fold(Position pos, const pb::Change& c, EpochDelta* delta) {
     if (c.op() == pb::Change::TRUNCATE) {
-      std::vector<uint32_t> relids(c.truncate_relids().begin(), c.truncate_relids().end());
+      std::vector<uint32_t> relids;
+      for (uint32_t relid : c.truncate_relids()) {
+        if (Wanted(relid)) relids.push_back(relid);
+      }
       for (uint32_t relid : relids) {
         ASSIGN_OR_RETURN(const pb::Relation* rel, Layout(relid, pos.lsn, pos.seq));
         TableDelta& t = delta->tables[relid];
@@ -83,6 +89,7 @@ class EpochBuilder {
         c.op() != pb::Change::DELETE) {
       return Status::OK();
     }
+    if (!Wanted(c.relid())) return Status::OK();  // --tables: left out early
     ASSIGN_OR_RETURN(const pb::Relation* rel,
                      Layout(c.relid(), c.relation_lsn(), c.relation_seq()));
     TableDelta& t = delta->tables[c.relid()];
@@ -120,6 +127,7 @@ class EpochBuilder {
   }
 
   Store* store_;
+  std::set<uint32_t> chosen_;
   std::map<std::tuple<uint32_t, uint64_t, uint32_t>, pb::Relation> layouts_;
 };
 
@@ -265,7 +273,7 @@ Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
   }
   RETURN_IF_ERROR(conn->Exec("RELEASE SAVEPOINT pgtrail_role"));
 
-  EpochBuilder builder(store);
+  EpochBuilder builder(store, plan.chosen_relids);
   const Position last{plan.last_txn->commit_lsn(), UINT32_MAX};
   for (size_t k = 0; k < plan.ddl.size(); k++) {
     const SchemaChange& d = plan.ddl[k];
@@ -310,6 +318,8 @@ Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
     for (const auto& [relid, t] : delta.tables) {
       if (options.chosen && !options.chosen(t.layout)) continue;
       RETURN_IF_ERROR(IsMultiset(t.layout) ? ApplyMultiset(conn, t) : ApplyKeyed(conn, t));
+      const size_t changed = t.keyed.size() + t.counts.size();
+      out << "    " << TableName(t.layout) << ": " << changed << " rows changed\n";
       ASSIGN_OR_RETURN(PgResult oid, conn->QueryParams("SELECT to_regclass($1)::oid::text",
                                                        {TableSql(t.layout)}));
       if (oid.rows() == 1 && !oid.IsNull(0, 0)) loaded_oids->insert(oid.GetString(0, 0));
