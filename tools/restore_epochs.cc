@@ -213,7 +213,10 @@ Status ApplyKeyed(PgConn* conn, const TableDelta& t) {
   std::vector<std::string> match;
   for (const std::string& k : key_columns) match.push_back("t." + k + " = s." + k);
   const std::string on = Join(match, " AND ");
-  RETURN_IF_ERROR(conn->Exec("DELETE FROM ONLY " + TableSql(rel) + " t USING pgtrail_gone s WHERE " + on));
+  if (gone.rows() > 0) {
+    RETURN_IF_ERROR(
+        conn->Exec("DELETE FROM ONLY " + TableSql(rel) + " t USING pgtrail_gone s WHERE " + on));
+  }
   RETURN_IF_ERROR(conn->Exec("DELETE FROM ONLY " + TableSql(rel) + " t USING pgtrail_up s WHERE " + on));
   RETURN_IF_ERROR(conn->Exec("INSERT INTO " + TableSql(rel) + " (" + Join(columns, ", ") +
                              ") OVERRIDING SYSTEM VALUE SELECT " + Join(columns, ", ") +
@@ -247,7 +250,7 @@ Status ApplyMultiset(PgConn* conn, const TableDelta& t) {
   // (compared by their text form) and delete the first n.
   const std::string row_t = "ROW(" + Join(columns, ", ", "t.") + ")::text";
   const std::string row_r = "ROW(" + Join(columns, ", ", "r.") + ")::text";
-  RETURN_IF_ERROR(conn->Exec(
+  if (remove.rows() > 0) RETURN_IF_ERROR(conn->Exec(
       "DELETE FROM ONLY " + TableSql(rel) + " WHERE ctid IN (SELECT a.ctid FROM (SELECT t.ctid, " +
       row_t + " AS k, row_number() OVER (PARTITION BY " + row_t + ") AS n FROM ONLY " +
       TableSql(rel) + " t) a JOIN (SELECT " + row_r +
