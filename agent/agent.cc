@@ -283,7 +283,7 @@ class Agent {
            capture_->pending_bytes() >= options_.max_group_bytes ||
            MsSince(group_start) >= options_.max_group_delay_ms)) {
         RETURN_IF_ERROR(capture_->StartFlush());
-      } else if (capture_->pending_bytes() >= 2 * options_.max_group_bytes) {
+      } else if (capture_->pending_bytes() >= 4 * options_.max_group_bytes) {
         RETURN_IF_ERROR(capture_->StartFlush());  // waits for the write under way
         RETURN_IF_ERROR(ReportDurable());
       }
