@@ -51,8 +51,8 @@ class Agent {
       Status st = Session();
       if (st.ok()) break;  // clean stop
       // Keep what was completely received; the rest is resent.
-      Status flushed = capture_->ResetStream();
-      if (flushed.ok()) flushed = capture_->Flush();
+      capture_->ResetStream();
+      Status flushed = capture_->Flush();
       if (!flushed.ok()) return flushed;
       if (IsFatal(st)) return st;
       if (MsSince(session_start) > 60000) backoff_ms = 1000;
@@ -184,11 +184,6 @@ class Agent {
 
   Status Flush() {
     RETURN_IF_ERROR(capture_->Flush());
-    return ReportDurable();
-  }
-
-  // Reports the durable position to the server.
-  Status ReportDurable() {
     if (capture_->durable_lsn() > reported_) reported_ = capture_->durable_lsn();
     RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()), reported_,
                                         false));
@@ -236,7 +231,7 @@ class Agent {
       const bool have_pending = capture_->pending_txns() > 0;
       // Drain without waiting while a group is open; otherwise wait for data
       // up to the next deadline.
-      const int timeout = have_pending ? 0 : (capture_->flush_in_progress() ? 2 : 200);
+      const int timeout = have_pending ? 0 : 200;
       RETURN_IF_ERROR(stream_->Read(timeout, &frame));
       switch (frame.kind) {
         case StreamFrame::kXLogData: {
@@ -272,20 +267,12 @@ class Agent {
         case StreamFrame::kNone:
           break;
       }
-      // Group commit: the write and its sync run in the background while
-      // the stream is read on; the flush position is reported when done.
-      bool written = false;
-      RETURN_IF_ERROR(capture_->PollFlush(&written));
-      if (written) RETURN_IF_ERROR(ReportDurable());
-      if (capture_->pending_txns() > 0 && !capture_->flush_in_progress() &&
+      if (capture_->pending_txns() > 0 &&
           (frame.kind == StreamFrame::kNone ||
            capture_->pending_txns() >= options_.max_group_txns ||
            capture_->pending_bytes() >= options_.max_group_bytes ||
            MsSince(group_start) >= options_.max_group_delay_ms)) {
-        RETURN_IF_ERROR(capture_->StartFlush());
-      } else if (capture_->pending_bytes() >= 4 * options_.max_group_bytes) {
-        RETURN_IF_ERROR(capture_->StartFlush());  // waits for the write under way
-        RETURN_IF_ERROR(ReportDurable());
+        RETURN_IF_ERROR(Flush());
       }
       if (MsSince(last_status_) >= options_.status_interval_ms) {
         RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()),

@@ -73,8 +73,7 @@ Status Capture::Init() {
   return Status::OK();
 }
 
-Status Capture::ResetStream() {
-  RETURN_IF_ERROR(WaitFlush());
+void Capture::ResetStream() {
   // Complete transactions stay in batch_ only if no partial transaction is
   // mixed in; a partial one would be resent, so start the batch over.
   if (txn_.has_value()) {
@@ -94,7 +93,6 @@ Status Capture::ResetStream() {
   }
   txn_.reset();
   relcache_.clear();
-  return Status::OK();
 }
 
 Status Capture::OnMessage(const pgoutput::Message& msg) {
@@ -227,16 +225,9 @@ Result<const pb::Relation*> Capture::RelationFor(uint32_t relid, const char* wha
 
 Result<std::optional<pb::Tuple>> Capture::PreviousImage(uint32_t relid, const std::string& rowkey,
                                                         uint32_t seq) {
-  const std::string key = OverlayKey(relid, rowkey);
-  auto it = overlay_.find(key);
+  auto it = overlay_.find(OverlayKey(relid, rowkey));
   if (it != overlay_.end()) return it->second;
   if (truncated_in_batch_.count(relid) != 0) return std::optional<pb::Tuple>();
-  // The batch being written is not readable from the store until it is done.
-  if (inflight_.valid()) {
-    auto in = inflight_overlay_.find(key);
-    if (in != inflight_overlay_.end()) return in->second;
-    if (inflight_truncated_.count(relid) != 0) return std::optional<pb::Tuple>();
-  }
   return store_->PreviousImage(relid, rowkey, txn_->commit_lsn, seq);
 }
 
@@ -308,7 +299,7 @@ Status Capture::MaybeSpill() {
   if (batch_.GetDataSize() < kSpillBytes) return Status::OK();
   // Complete transactions become durable with their resume LSN; the open
   // transaction's entries so far ride along, invisible without a header.
-  return StartFlush();
+  return Flush();
 }
 
 Status Capture::OnInsert(const pgoutput::Insert& ins) {
@@ -471,49 +462,17 @@ Status Capture::OnLogicalMessage(const pgoutput::LogicalMessage& msg) {
 }
 
 Status Capture::Flush() {
-  RETURN_IF_ERROR(StartFlush());
-  return WaitFlush();
-}
-
-Status Capture::StartFlush() {
   if (batch_.Count() == 0) return Status::OK();
-  RETURN_IF_ERROR(WaitFlush());
   pb::StoreMeta meta = meta_;
   meta.set_resume_lsn(received_lsn_);
   batch_.Put(store_->cf(Family::kMeta), keys::kMetaKey, meta.SerializeAsString());
-  std::swap(inflight_batch_, batch_);
+  RETURN_IF_ERROR(store_->Write(&batch_, /*sync=*/true));
+  meta_ = meta;
+  durable_lsn_ = received_lsn_;
   batch_.Clear();
-  inflight_overlay_.swap(overlay_);
   overlay_.clear();
-  inflight_truncated_.swap(truncated_in_batch_);
   truncated_in_batch_.clear();
-  inflight_lsn_ = received_lsn_;
   pending_txns_ = 0;
-  Store* store = store_;
-  rocksdb::WriteBatch* batch = &inflight_batch_;
-  inflight_ = std::async(std::launch::async,
-                         [store, batch] { return store->Write(batch, /*sync=*/true); });
-  return Status::OK();
-}
-
-Status Capture::PollFlush(bool* done) {
-  *done = false;
-  if (!inflight_.valid() ||
-      inflight_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-    return Status::OK();
-  }
-  *done = true;
-  return WaitFlush();
-}
-
-Status Capture::WaitFlush() {
-  if (!inflight_.valid()) return Status::OK();
-  Status st = inflight_.get();
-  inflight_batch_.Clear();
-  inflight_overlay_.clear();
-  inflight_truncated_.clear();
-  if (!st.ok()) return st;
-  durable_lsn_ = inflight_lsn_;
   stats_.flushes++;
   return Status::OK();
 }

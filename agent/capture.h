@@ -12,7 +12,6 @@
 #include <rocksdb/write_batch.h>
 
 #include <cstdint>
-#include <future>
 #include <memory>
 #include <optional>
 #include <set>
@@ -49,22 +48,12 @@ class Capture {
 
   // Forgets everything received but not flushed except complete
   // transactions, and the relation cache: called after the stream broke.
-  // The server resends from the last flushed LSN. Waits for a write under way.
-  Status ResetStream();
+  // The server resends from the last flushed LSN.
+  void ResetStream();
 
   // Writes the pending transactions and the new resume LSN in one synced
   // batch. After it returns OK, durable_lsn() may be reported to the server.
   Status Flush();
-
-  // The same write, on a background thread, so receiving goes on while it
-  // syncs: durable_lsn() moves once PollFlush() or WaitFlush() sees it done.
-  // One write is under way at a time; a second StartFlush waits for the first.
-  Status StartFlush();
-  // Picks up a finished background write (*done: whether one finished).
-  Status PollFlush(bool* done);
-  // Waits for the background write, if any.
-  Status WaitFlush();
-  bool flush_in_progress() const { return inflight_.valid(); }
 
   bool in_transaction() const { return txn_.has_value(); }
   // Complete transactions waiting for Flush().
@@ -141,13 +130,6 @@ class Capture {
   // rowkey; nullopt = deleted. Cleared when batch_ is written.
   std::unordered_map<std::string, std::optional<pb::Tuple>> overlay_;
   std::set<uint32_t> truncated_in_batch_;
-  // The batch being written in the background, with its images (read by
-  // PreviousImage until the write is done) and the state it makes durable.
-  std::future<Status> inflight_;
-  rocksdb::WriteBatch inflight_batch_;
-  std::unordered_map<std::string, std::optional<pb::Tuple>> inflight_overlay_;
-  std::set<uint32_t> inflight_truncated_;
-  uint64_t inflight_lsn_ = 0;
   std::set<std::pair<uint32_t, std::string>> warned_;
 };
 
