@@ -8,7 +8,10 @@
 #include <tuple>
 #include <vector>
 
+#include <rocksdb/db.h>
+
 #include "storage/coding.h"
+#include "storage/keys.h"
 #include "storage/pg_time.h"
 #include "storage/store.h"
 
@@ -129,6 +132,7 @@ class Grep {
       from = *first;
     }
     ASSIGN_OR_RETURN(pb::StoreMeta meta, store_->ReadMeta());
+    if (!options_.key.empty()) return KeyHistory(meta);
     Status inner;
     RETURN_IF_ERROR(store_->ForEachChangeInRange(
         from, meta.last_commit_lsn(),
@@ -160,6 +164,63 @@ class Grep {
       it = layouts_.emplace(key, std::move(*rel)).first;
     }
     return &it->second;
+  }
+
+  // --key: one row's history through the row index, without reading any
+  // other change. The key's values are given in key-column order.
+  Status KeyHistory(const pb::StoreMeta& meta) {
+    ASSIGN_OR_RETURN(auto layouts, store_->RelationsAt(meta.last_commit_lsn()));
+    std::vector<const pb::Relation*> matches;
+    for (const pb::Relation& rel : layouts) {
+      if (TableMatches(rel)) matches.push_back(&rel);
+    }
+    if (matches.size() != 1) {
+      return Status::InvalidArgument(
+          matches.empty() ? "--key: no table \"" + options_.table + "\" in the store"
+                          : "--key: \"" + options_.table +
+                                "\" names several tables; give schema.table");
+    }
+    const pb::Relation& rel = *matches.front();
+    if (IsMultiset(rel)) {
+      return Status::InvalidArgument("--key: table " + rel.nspname() + "." + rel.relname() +
+                                     " has no key (its rows are found by PATTERN)");
+    }
+    std::vector<std::string> values;
+    for (size_t start = 0;;) {
+      const size_t comma = options_.key.find(',', start);
+      values.push_back(options_.key.substr(start, comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    std::vector<keys::KeyValue> key_values;
+    for (const std::string& v : values) key_values.push_back({false, v});
+    int key_columns = 0;
+    for (const pb::Column& c : rel.columns()) key_columns += c.key() ? 1 : 0;
+    if (static_cast<int>(values.size()) != key_columns) {
+      return Status::InvalidArgument("--key: " + rel.nspname() + "." + rel.relname() + " has " +
+                                     std::to_string(key_columns) + " key columns, got " +
+                                     std::to_string(values.size()) + " values");
+    }
+    std::string prefix = keys::RowIdxPrefix(rel.relid());
+    keys::AppendRowKey(&prefix, key_values);
+    std::unique_ptr<rocksdb::Iterator> it(
+        store_->db()->NewIterator(rocksdb::ReadOptions(), store_->cf(Family::kRowIdx)));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      uint32_t relid, seq;
+      uint64_t lsn;
+      std::string_view rowkey;
+      RETURN_IF_ERROR(keys::ParseRowIdxKey(std::string_view(it->key().data(), it->key().size()),
+                                           &relid, &rowkey, &lsn, &seq));
+      if (rowkey.size() + 4 != prefix.size() || lsn > meta.last_commit_lsn()) continue;
+      ASSIGN_OR_RETURN(auto h, store_->GetTxn(lsn));
+      if (!h) continue;  // not durable yet
+      if ((since_ && h->commit_time_us() < *since_) || (until_ && h->commit_time_us() > *until_)) {
+        continue;
+      }
+      ASSIGN_OR_RETURN(pb::Change c, store_->GetChange(lsn, seq));
+      RETURN_IF_ERROR(OneChange(*h, seq, c));
+    }
+    return it->status().ok() ? Status::OK() : Status::IOError(it->status().ToString());
   }
 
   bool TableMatches(const pb::Relation& rel) const {
@@ -406,6 +467,9 @@ std::string JsonEscape(std::string_view s) {
 }
 
 Status ValidateChangelogOptions(const ChangelogOptions& options) {
+  if (!options.key.empty() && options.table.empty()) {
+    return Status::InvalidArgument("--key needs --table: the key of which table?");
+  }
   if (options.format != "text" && options.format != "json") {
     return Status::InvalidArgument("invalid --format \"" + options.format +
                                    "\": expected text or json");

@@ -16,6 +16,7 @@ struct ChangelogOptions {
   std::string table;    // "schema.table" or "table"; "" = all
   std::string since;    // PostgreSQL timestamps; "" = unbounded
   std::string until;
+  std::string key;  // --key: one row's key values, comma-separated (needs --table)
   std::string op;  // insert | update | delete | truncate | ddl | mark | message; "" = all
   std::string format = "text";  // text | json
 };

@@ -25,6 +25,9 @@ int main(int argc, char** argv) {
       ("table", po::value(&options.table), "only this table (schema.table or table)")
       ("since", po::value(&options.since), "only changes committed at or after TIME")
       ("until", po::value(&options.until), "only changes committed at or before TIME")
+      ("key", po::value(&options.key),
+       "only the history of the row with this key (with --table; values comma-separated in "
+       "key-column order): read through the row index, no other change is read")
       ("op", po::value(&options.op),
        "only insert, update, delete, truncate, ddl (schema changes), mark or message")
       ("format", po::value(&options.format)->default_value("text"),

@@ -623,5 +623,35 @@ TEST_F(ChangelogTest, PatternMatchesAValue) {
   EXPECT_EQ(json[0].Get("new")->Str("owner"), "robert");
 }
 
+TEST_F(ChangelogTest, KeyListsOneRowsHistoryThroughTheRowIndex) {
+  // Row 4: inserted and updated in T4; row 3: inserted in T1, deleted in T5.
+  EXPECT_EQ(Summaries(GrepText({"--table", "accounts", "--key", "4"})),
+            (std::vector<std::string>{"xid " + X("T4") + " INSERT public.accounts (id)=('4')",
+                                      "xid " + X("T4") + " UPDATE public.accounts (id)=('4')"}));
+  EXPECT_EQ(Summaries(GrepText({"--table", "public.accounts", "--key", "3"})),
+            (std::vector<std::string>{"xid " + X("T1") + " INSERT public.accounts (id)=('3')",
+                                      "xid " + X("T5") + " DELETE public.accounts (id)=('3')"}));
+  // Filters still apply; a key that never existed prints nothing.
+  EXPECT_EQ(Summaries(GrepText({"--table", "accounts", "--key", "4", "--op", "update"})),
+            (std::vector<std::string>{"xid " + X("T4") + " UPDATE public.accounts (id)=('4')"}));
+  EXPECT_EQ(Grep({"--table", "accounts", "--key", "999"}), "");
+}
+
+TEST_F(ChangelogTest, KeyIsRefusedWithoutATableOrOnAKeylessTable) {
+  CommandResult no_table = RunCommand({kChangelogBin, "--store", g_history->store, "grep",
+                                       "--key", "4"});
+  EXPECT_EQ(no_table.exit_code, 2);
+  EXPECT_TRUE(Contains(no_table.stderr_text, "--key needs --table")) << no_table.stderr_text;
+  CommandResult keyless = RunCommand({kChangelogBin, "--store", g_history->store, "grep",
+                                      "--table", "events", "--key", "1"});
+  EXPECT_EQ(keyless.exit_code, 2);
+  EXPECT_TRUE(Contains(keyless.stderr_text, "has no key")) << keyless.stderr_text;
+  CommandResult arity = RunCommand({kChangelogBin, "--store", g_history->store, "grep",
+                                    "--table", "accounts", "--key", "1,2"});
+  EXPECT_EQ(arity.exit_code, 2);
+  EXPECT_TRUE(Contains(arity.stderr_text, "has 1 key columns, got 2 values"))
+      << arity.stderr_text;
+}
+
 }  // namespace
 }  // namespace pgtrail::testing
