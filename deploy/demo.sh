@@ -4,7 +4,7 @@
 # postgres user, wal_level=logical, in a temporary directory), starts
 # pgtrail-agent on it, makes changes (including a mistaken UPDATE without
 # WHERE), then shows `changelog grep` and a `pitr-restore` to just before the
-# mistake. Everything keeps running afterwards; the last lines say where it
+# mistake, and a migration restored to a named mark. Everything keeps running afterwards; the last lines say where it
 # is and how to stop it.
 #
 #   deploy/demo.sh          run the demo
@@ -111,6 +111,16 @@ step "pitr-restore --to '$BEFORE_MISTAKE' --dry-run"
 step "pitr-restore --to '$BEFORE_MISTAKE' --target dbname=shop_before_mistake"
 "$RESTORE" --store "$DEMO_DIR/store" --to "$BEFORE_MISTAKE" --target "dbname=shop_before_mistake"
 psql -d shop_before_mistake -c "SELECT a.id, c.name, a.balance FROM accounts a JOIN customers c ON c.id = a.customer_id ORDER BY a.id"
+
+step "a migration gone wrong: mark, migrate, restore to the mark"
+"$AGENT" mark before-migration --source "dbname=shop"
+psql -d shop -c "ALTER TABLE customers DROP COLUMN email"
+psql -d shop -c "UPDATE customers SET name = 'oops'"
+wait_durable
+"$CHANGELOG" --store "$DEMO_DIR/store" grep --op ddl
+"$RESTORE" --store "$DEMO_DIR/store" --list
+"$RESTORE" --store "$DEMO_DIR/store" --to-mark before-migration --target "dbname=shop_before_migration" | tail -1
+psql -d shop_before_migration -c "SELECT id, name, email FROM customers ORDER BY id"
 
 step "where everything is"
 cat <<INFO
