@@ -93,14 +93,15 @@ class Capture {
   Status OnLogicalMessage(const pgoutput::LogicalMessage& msg);
 
   Result<const pb::Relation*> RelationFor(uint32_t relid, const char* what);
-  // Converts a wire tuple; resolves 'u' columns from old_tuple/previous image.
-  Status ResolveNewTuple(const pb::Relation& rel, const pgoutput::TupleData& wire,
-                         const pb::Tuple* old_tuple, char old_kind, const std::string* rowkey,
+  // Converts a wire tuple and checks its width; 'u' columns stay 'u'.
+  Status ConvertNewTuple(const pb::Relation& rel, const pgoutput::TupleData& wire,
                          pb::Tuple* out);
+  // Resolves the 'u' columns of *out from old_tuple or the row's previous image.
+  Status ResolveUnchanged(const pb::Relation& rel, const pb::Tuple* old_tuple, char old_kind,
+                          const std::string* rowkey, pb::Tuple* out);
   Result<std::optional<pb::Tuple>> PreviousImage(uint32_t relid, const std::string& rowkey,
                                                  uint32_t seq);
-  void PutRowIndex(uint32_t relid, const std::string& rowkey, uint32_t seq, keys::RowOp op,
-                   const pb::Tuple* image);
+  void PutRowIndex(uint32_t relid, const std::string& rowkey, uint32_t seq, keys::RowOp op);
   Status PutChange(uint32_t seq, const pb::Change& change);
   Status MaybeSpill();
   void WarnOnce(uint32_t relid, const std::string& message);
@@ -126,10 +127,13 @@ class Capture {
   // Layouts as last received (R messages), and as last stored.
   std::unordered_map<uint32_t, pb::Relation> relcache_;
   std::unordered_map<uint32_t, pb::Relation> stored_layout_;
-  // Row images written to batch_ but not yet to the store: key = relid +
-  // rowkey; nullopt = deleted. Cleared when batch_ is written.
-  std::unordered_map<std::string, std::optional<pb::Tuple>> overlay_;
-  std::set<uint32_t> truncated_in_batch_;
+  // batch_ was written to the store without a sync since the last Flush
+  // (to look up a previous image): the next Flush must sync.
+  bool unsynced_ = false;
+  // Reused buffers: no allocation per change in the steady state.
+  std::string rowidx_key_;
+  std::string old_rowkey_;
+  std::string new_rowkey_;
   std::set<std::pair<uint32_t, std::string>> warned_;
 };
 

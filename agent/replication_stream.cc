@@ -1,7 +1,10 @@
 #include "agent/replication_stream.h"
 
 #include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 
 #include "storage/coding.h"
@@ -26,7 +29,11 @@ Result<std::unique_ptr<ReplicationStream>> ReplicationStream::Connect(const std:
 }
 
 ReplicationStream::~ReplicationStream() {
+  StopReceiver(/*finish=*/false);
   if (buffer_ != nullptr) PQfreemem(buffer_);
+  for (Item& item : taken_) PQfreemem(item.buffer);  // null-safe
+  for (Item& item : queue_) PQfreemem(item.buffer);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
 Status ReplicationStream::Broken(const std::string& what) {
@@ -101,8 +108,135 @@ Status ReplicationStream::Start(const std::string& slot, uint64_t start_lsn,
     return Status::FailedPrecondition("START_REPLICATION failed: " + err);
   }
   if (PQsetnonblocking(conn_->get(), 1) != 0) return Broken("cannot make the connection non-blocking");
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) return Status::IOError("cannot create an eventfd for the stream");
   streaming_ = true;
+  receiver_ = std::thread(&ReplicationStream::Receive, this);
   return Status::OK();
+}
+
+void ReplicationStream::Wake() {
+  const uint64_t one = 1;
+  // A full counter (impossible in practice) still leaves the fd readable.
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
+}
+
+void ReplicationStream::Push(Item item) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queued_bytes_ += static_cast<size_t>(item.length);
+    queue_.push_back(std::move(item));
+  }
+  ready_.notify_one();
+}
+
+void ReplicationStream::Receive() {
+  bool done = false;
+  while (!done) {
+    Status st = ReceiveOnce(&done);
+    if (!st.ok()) {
+      Push(Item{nullptr, 0, st});
+      return;
+    }
+  }
+}
+
+Status ReplicationStream::ReceiveOnce(bool* done) {
+  PGconn* conn = conn_->get();
+  std::vector<std::string> out;
+  bool finish, room;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (abort_) {
+      *done = true;
+      return Status::OK();
+    }
+    out.swap(outbox_);
+    finish = finish_;
+    room = queued_bytes_ < kMaxQueuedBytes;
+  }
+  for (const std::string& msg : out) {
+    if (PQputCopyData(conn, msg.data(), static_cast<int>(msg.size())) != 1) {
+      return Broken("cannot send status to the source");
+    }
+  }
+  if (finish && !copy_end_sent_) {
+    if (PQputCopyEnd(conn, nullptr) != 1) return Broken("cannot end the copy");
+    copy_end_sent_ = true;
+    finish_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  }
+  const int unsent = PQflush(conn);  // 1: more to send once the socket allows
+  if (unsent < 0) return Broken("cannot send status to the source");
+
+  if (room || finish) {
+    // Every complete frame libpq holds, handed over in one batch.
+    std::deque<Item> got;
+    size_t bytes = 0;
+    Status failed;
+    for (;;) {
+      char* buffer = nullptr;
+      const int n = PQgetCopyData(conn, &buffer, /*async=*/1);
+      if (n > 0) {
+        got.push_back(Item{buffer, n, Status::OK()});
+        bytes += static_cast<size_t>(n);
+        if (bytes >= (1u << 20)) break;
+        continue;
+      }
+      if (n == -1) {
+        // CopyDone from the server: drain the results and report the end.
+        while (PGresult* res = PQgetResult(conn)) PQclear(res);
+        got.push_back(Item{nullptr, 0, Status::OK()});
+        *done = true;
+      } else if (n == -2) {
+        failed = Broken("replication stream failed");
+      }
+      break;
+    }
+    if (!got.empty()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (Item& item : got) {
+          queued_bytes_ += static_cast<size_t>(item.length);
+          queue_.push_back(std::move(item));
+        }
+      }
+      ready_.notify_one();
+    }
+    if (!failed.ok() || *done) return failed;
+    if (bytes > 0) return Status::OK();  // libpq may hold more: look again first
+  }
+  if (copy_end_sent_ && std::chrono::steady_clock::now() > finish_deadline_) {
+    Push(Item{nullptr, 0, Status::OK()});  // the agent is stopping anyway
+    *done = true;
+    return Status::OK();
+  }
+
+  pollfd fds[2] = {
+      {PQsocket(conn), static_cast<short>(((room || finish) ? POLLIN : 0) | (unsent ? POLLOUT : 0)),
+       0},
+      {wake_fd_, POLLIN, 0},
+  };
+  const int rc = ::poll(fds, 2, 100);
+  if (rc < 0 && errno != EINTR) return Status::Unavailable("poll failed on the source connection");
+  if (rc <= 0) return Status::OK();
+  if (fds[1].revents & POLLIN) {
+    uint64_t count;
+    [[maybe_unused]] ssize_t n = ::read(wake_fd_, &count, sizeof(count));
+  }
+  if (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) {
+    if (PQconsumeInput(conn) == 0) return Broken("lost the source connection");
+  }
+  return Status::OK();
+}
+
+void ReplicationStream::StopReceiver(bool finish) {
+  if (!receiver_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    (finish ? finish_ : abort_) = true;
+  }
+  Wake();
+  receiver_.join();
 }
 
 Status ParseStreamFrame(std::string_view data, StreamFrame* frame) {
@@ -137,25 +271,33 @@ Status ReplicationStream::Read(int timeout_ms, StreamFrame* frame) {
     PQfreemem(buffer_);
     buffer_ = nullptr;
   }
-  for (int attempt = 0; attempt < 2; attempt++) {
-    int n = PQgetCopyData(conn_->get(), &buffer_, 1);
-    if (n > 0) return ParseStreamFrame(std::string_view(buffer_, n), frame);
-    if (n == -1) {
-      // CopyDone from the server: drain the results and report the end.
-      while (PGresult* res = PQgetResult(conn_->get())) PQclear(res);
-      streaming_ = false;
-      frame->kind = StreamFrame::kEnd;
-      return Status::OK();
-    }
-    if (n == -2) return Broken("replication stream failed");
-    if (attempt == 1 || timeout_ms <= 0) break;
-    pollfd pfd{PQsocket(conn_->get()), POLLIN, 0};
-    int rc = ::poll(&pfd, 1, timeout_ms);
-    if (rc < 0 && errno != EINTR) return Status::Unavailable("poll failed on the source connection");
-    if (rc <= 0) return Status::OK();
-    if (PQconsumeInput(conn_->get()) == 0) return Broken("lost the source connection");
+  if (ended_ || !streaming_) {
+    frame->kind = StreamFrame::kEnd;
+    return Status::OK();
   }
-  return Status::OK();
+  if (taken_.empty()) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (queue_.empty() && timeout_ms > 0) {
+      ready_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                      [this] { return !queue_.empty(); });
+    }
+    if (queue_.empty()) return Status::OK();
+    const bool was_full = queued_bytes_ >= kMaxQueuedBytes;
+    taken_.swap(queue_);
+    queued_bytes_ = 0;
+    lock.unlock();
+    if (was_full) Wake();  // room again: the receiver reads on
+  }
+  Item item = std::move(taken_.front());
+  taken_.pop_front();
+  if (item.buffer == nullptr) {
+    ended_ = true;
+    if (!item.status.ok()) return item.status;
+    frame->kind = StreamFrame::kEnd;
+    return Status::OK();
+  }
+  buffer_ = item.buffer;
+  return ParseStreamFrame(std::string_view(buffer_, static_cast<size_t>(item.length)), frame);
 }
 
 Status ReplicationStream::SendStatus(uint64_t received, uint64_t flushed, bool reply_requested) {
@@ -169,30 +311,21 @@ Status ReplicationStream::SendStatus(uint64_t received, uint64_t flushed, bool r
                              .count();
   AppendU64BE(&msg, static_cast<uint64_t>(now_us - kPgEpochOffsetUs));
   AppendU8(&msg, reply_requested ? 1 : 0);
-  if (PQputCopyData(conn_->get(), msg.data(), static_cast<int>(msg.size())) != 1) {
-    return Broken("cannot send status to the source");
+  if (!receiver_.joinable()) return Status::FailedPrecondition("the stream is not started");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    outbox_.push_back(std::move(msg));
   }
-  // Non-blocking: PQflush returns 1 while data remain; wait for the socket.
-  for (int i = 0; i < 100; i++) {
-    int rc = PQflush(conn_->get());
-    if (rc == 0) return Status::OK();
-    if (rc < 0) return Broken("cannot send status to the source");
-    pollfd pfd{PQsocket(conn_->get()), POLLOUT, 0};
-    ::poll(&pfd, 1, 100);
-  }
-  return Status::Unavailable("the source connection does not accept data");
+  Wake();
+  return Status::OK();
 }
 
 Status ReplicationStream::Finish() {
   if (!streaming_) return Status::OK();
-  if (PQputCopyEnd(conn_->get(), nullptr) != 1) return Broken("cannot end the copy");
-  PQflush(conn_->get());
-  // Wait briefly for the server's CopyDone; the agent is stopping anyway.
-  StreamFrame frame;
-  for (int i = 0; i < 20; i++) {
-    Status st = Read(100, &frame);
-    if (!st.ok() || frame.kind == StreamFrame::kEnd) break;
-  }
+  // The receiver sends CopyDone and reads on until the server's CopyDone
+  // (at most 2 s: the agent is stopping anyway); frames still queued are
+  // dropped, as the caller has stored what it needs.
+  StopReceiver(/*finish=*/true);
   streaming_ = false;
   return Status::OK();
 }

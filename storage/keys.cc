@@ -89,20 +89,25 @@ Status ParseSnapshotKey(std::string_view key, uint64_t* snapshot_id) {
   return Status::OK();
 }
 
-void AppendRowKey(std::string* dst, const std::vector<KeyValue>& values) {
-  for (const KeyValue& v : values) {
-    if (v.is_null) {
-      dst->push_back('\x01');
-      continue;
-    }
-    dst->push_back('\x02');
-    for (char c : v.text) {
-      dst->push_back(c);
-      if (c == '\0') dst->push_back('\xff');
-    }
-    dst->push_back('\0');
+void AppendRowKeyValue(std::string* dst, const KeyValue& v) {
+  if (v.is_null) {
     dst->push_back('\x01');
+    return;
   }
+  dst->push_back('\x02');
+  // Runs without a zero byte are copied whole.
+  std::string_view rest = v.text;
+  for (size_t zero; (zero = rest.find('\0')) != std::string_view::npos;) {
+    dst->append(rest.data(), zero);
+    dst->append("\0\xff", 2);
+    rest.remove_prefix(zero + 1);
+  }
+  dst->append(rest.data(), rest.size());
+  dst->append("\0\x01", 2);
+}
+
+void AppendRowKey(std::string* dst, const std::vector<KeyValue>& values) {
+  for (const KeyValue& v : values) AppendRowKeyValue(dst, v);
 }
 
 Status ParseRowKey(std::string_view in, size_t column_count, std::vector<std::string>* texts,
@@ -161,12 +166,18 @@ std::string RowIdxPrefix(uint32_t relid) {
   return k;
 }
 
+void AppendRowIdxKey(std::string* dst, uint32_t relid, std::string_view rowkey,
+                     uint64_t commit_lsn, uint32_t seq) {
+  AppendU32BE(dst, relid);
+  dst->append(rowkey.data(), rowkey.size());
+  AppendU64BE(dst, commit_lsn);
+  AppendU32BE(dst, seq);
+}
+
 std::string RowIdxKey(uint32_t relid, std::string_view rowkey, uint64_t commit_lsn,
                       uint32_t seq) {
-  std::string k = RowIdxPrefix(relid);
-  k.append(rowkey.data(), rowkey.size());
-  AppendU64BE(&k, commit_lsn);
-  AppendU32BE(&k, seq);
+  std::string k;
+  AppendRowIdxKey(&k, relid, rowkey, commit_lsn, seq);
   return k;
 }
 

@@ -77,6 +77,8 @@ struct KeyValue {
   std::string_view text;
 };
 void AppendRowKey(std::string* dst, const std::vector<KeyValue>& values);
+// Appends one column of a row key (AppendRowKey is a sequence of these).
+void AppendRowKeyValue(std::string* dst, const KeyValue& value);
 // Splits an encoded rowkey at the start of `in`; consumes exactly the rowkey of
 // `column_count` columns and reports how many bytes it used.
 Status ParseRowKey(std::string_view in, size_t column_count, std::vector<std::string>* texts,
@@ -88,6 +90,8 @@ std::string SnapRowKey(uint64_t snapshot_id, uint32_t relid, std::string_view ro
                        int64_t ordinal);
 
 std::string RowIdxPrefix(uint32_t relid);
+void AppendRowIdxKey(std::string* dst, uint32_t relid, std::string_view rowkey,
+                     uint64_t commit_lsn, uint32_t seq);
 std::string RowIdxKey(uint32_t relid, std::string_view rowkey, uint64_t commit_lsn,
                       uint32_t seq);
 // Splits a rowidx key into its rowkey and position (the rowkey is everything

@@ -114,6 +114,81 @@ TEST_F(CaptureTest, UnchangedToastResolvesFromTheSameTransaction) {
   EXPECT_EQ(StoredChange(100, 1).new_tuple().values(1), "first");
 }
 
+// The row's last image is still in the unwritten group: the lookup writes
+// the group ahead without a sync, and only Flush makes it durable.
+TEST_F(CaptureTest, UnchangedToastResolvesFromAnEarlierTransactionOfTheGroup) {
+  Begin(100, 1);
+  Relation();
+  Insert(Tuple({Text("1"), Text("from the first transaction")}));
+  Commit(100);
+  Begin(200, 2);
+  Relation();
+  Update(Tuple({Text("1"), UnchangedToast()}));
+  Commit(200);
+  EXPECT_EQ(capture_->durable_lsn(), 0u);
+  EXPECT_EQ(capture_->pending_txns(), 2u);
+  ASSERT_TRUE(capture_->Flush().ok());
+  EXPECT_EQ(capture_->durable_lsn(), 208u);
+  EXPECT_EQ(StoredChange(200, 0).new_tuple().values(1), "from the first transaction");
+  auto meta = store_->ReadMeta();
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ(meta.value().resume_lsn(), 208u);
+  EXPECT_EQ(meta.value().txn_count(), 2u);
+}
+
+TEST_F(CaptureTest, TruncateInTheGroupHidesEarlierImages) {
+  Begin(100, 1);
+  Relation();
+  Insert(Tuple({Text("1"), Text("before the truncate")}));
+  Insert(Tuple({Text("2"), Text("also before")}));
+  Commit(100);
+  Begin(200, 2);
+  Relation();
+  pgoutput::Message t;
+  t.type = pgoutput::MessageType::kTruncate;
+  t.truncate.relids = {kRelid};
+  Feed(t);
+  Insert(Tuple({Text("1"), Text("after the truncate")}));
+  Update(Tuple({Text("1"), UnchangedToast()}));
+  Update(Tuple({Text("2"), UnchangedToast()}));  // gone with the truncate
+  Commit(200);
+  ASSERT_TRUE(capture_->Flush().ok());
+  EXPECT_EQ(StoredChange(200, 2).new_tuple().values(1), "after the truncate");
+  EXPECT_EQ(StoredChange(200, 3).new_tuple().kinds(), "t?");
+  EXPECT_EQ(capture_->stats().unresolved_toast, 1u);
+}
+
+// A group written ahead for a lookup and then dropped with the stream is
+// resent by the server and rewritten identically: same ordinals, same count.
+TEST_F(CaptureTest, StreamResetAfterALookupRewritesTheGroupIdentically) {
+  auto feed_group = [&] {
+    Begin(100, 1);
+    Relation();
+    Insert(Tuple({Text("1"), Text("v1")}));
+    Commit(100);
+    Begin(200, 2);
+    Relation();
+    Update(Tuple({Text("1"), UnchangedToast()}));
+  };
+  feed_group();
+  capture_->ResetStream();  // broke inside transaction 200
+  EXPECT_EQ(capture_->durable_lsn(), 0u);
+  EXPECT_EQ(capture_->received_lsn(), 0u);
+  feed_group();
+  Commit(200);
+  ASSERT_TRUE(capture_->Flush().ok());
+  auto first = store_->GetTxn(100);
+  auto second = store_->GetTxn(200);
+  ASSERT_TRUE(first.ok() && first.value().has_value());
+  ASSERT_TRUE(second.ok() && second.value().has_value());
+  EXPECT_EQ(first.value()->ordinal(), 1u);
+  EXPECT_EQ(second.value()->ordinal(), 2u);
+  EXPECT_EQ(StoredChange(200, 0).new_tuple().values(1), "v1");
+  auto meta = store_->ReadMeta();
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ(meta.value().txn_count(), 2u);
+}
+
 TEST_F(CaptureTest, UnresolvableToastIsUnknownNeverNull) {
   Begin(100, 1);
   Relation();
