@@ -255,6 +255,16 @@ class Agent {
           RETURN_IF_ERROR(capture_->OnMessage(msg));
           if (was_empty && capture_->pending_txns() > 0) group_start = Clock::now();
           server_wal_end = std::max(server_wal_end, frame.wal_end);
+          // A large transaction spilled its batch, and with it every complete
+          // transaction before it: the slot may move on now, not at the end
+          // of the group (which, in a backlog of large transactions, would
+          // be the end of the backlog).
+          if (capture_->durable_lsn() > reported_) {
+            reported_ = capture_->durable_lsn();
+            RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()),
+                                                reported_, false));
+            last_status_ = Clock::now();
+          }
           break;
         }
         case StreamFrame::kKeepalive: {

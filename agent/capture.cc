@@ -71,6 +71,8 @@ void Capture::ResetStream() {
   // mixed in; a partial one would be resent, so start the batch over.
   if (txn_.has_value()) {
     batch_.Clear();
+    chunk_.clear();
+    chunk_count_ = 0;
     pending_txns_ = 0;
     received_lsn_ = durable_lsn_;
     // Counters in meta_ advanced by the dropped transactions are reloaded.
@@ -135,6 +137,7 @@ Status Capture::OnCommit(const pgoutput::Commit& commit) {
     txn_.reset();
     return Status::OK();
   }
+  CloseChunk();
   pb::TxnHeader h;
   h.set_xid(txn_->xid);
   h.set_commit_lsn(commit.commit_lsn);
@@ -227,7 +230,24 @@ Result<std::optional<pb::Tuple>> Capture::PreviousImage(uint32_t relid, const st
     batch_.Clear();
     unsynced_ = true;
   }
-  return store_->PreviousImage(relid, rowkey, txn_->commit_lsn, seq);
+  return store_->PreviousImage(
+      relid, rowkey, txn_->commit_lsn, seq,
+      [this](uint64_t lsn, uint32_t at, pb::Change* out, bool* found) {
+        return PendingChange(lsn, at, out, found);
+      });
+}
+
+Status Capture::PendingChange(uint64_t lsn, uint32_t seq, pb::Change* out, bool* found) {
+  *found = false;
+  if (!txn_ || lsn != txn_->commit_lsn || chunk_count_ == 0 || seq < chunk_first_seq_ ||
+      seq - chunk_first_seq_ >= chunk_count_) {
+    return Status::OK();
+  }
+  std::vector<std::string_view> parts;
+  RETURN_IF_ERROR(SplitChunk(chunk_, &parts));
+  RETURN_IF_ERROR(ParseStored(parts[seq - chunk_first_seq_], "change", out));
+  *found = true;
+  return Status::OK();
 }
 
 Status Capture::ConvertNewTuple(const pb::Relation& rel, const pgoutput::TupleData& wire,
@@ -289,10 +309,22 @@ void Capture::PutRowIndex(uint32_t relid, const std::string& rowkey, uint32_t se
 }
 
 Status Capture::PutChange(uint32_t seq, const pb::Change& change) {
+  if (chunk_count_ == 0) chunk_first_seq_ = seq;
   change.SerializeToString(&value_);
-  batch_.Put(store_->cf(Family::kChange), keys::ChangeKey(txn_->commit_lsn, seq), value_);
+  AppendToChunk(&chunk_, value_);
+  chunk_count_++;
   stats_.changes_stored++;
+  if (chunk_count_ < kChunkChanges && chunk_.size() < kChunkBytes) return Status::OK();
+  CloseChunk();
   return MaybeSpill();
+}
+
+void Capture::CloseChunk() {
+  if (chunk_count_ == 0) return;
+  batch_.Put(store_->cf(Family::kChange), keys::ChangeKey(txn_->commit_lsn, chunk_first_seq_),
+             chunk_);
+  chunk_.clear();
+  chunk_count_ = 0;
 }
 
 Status Capture::MaybeSpill() {

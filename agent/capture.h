@@ -103,6 +103,10 @@ class Capture {
                                                  uint32_t seq);
   void PutRowIndex(uint32_t relid, const std::string& rowkey, uint32_t seq, keys::RowOp op);
   Status PutChange(uint32_t seq, const pb::Change& change);
+  // Writes the open chunk of changes to batch_ (see kChunkChanges).
+  void CloseChunk();
+  // The open chunk's change at (lsn, seq), for PreviousImage.
+  Status PendingChange(uint64_t lsn, uint32_t seq, pb::Change* out, bool* found);
   Status MaybeSpill();
   void WarnOnce(uint32_t relid, const std::string& message);
 
@@ -130,6 +134,11 @@ class Capture {
   // batch_ was written to the store without a sync since the last Flush
   // (to look up a previous image): the next Flush must sync.
   bool unsynced_ = false;
+  // The open transaction's changes not yet in batch_: whole chunks go in,
+  // so their keys do not depend on when the batch is written.
+  std::string chunk_;
+  uint32_t chunk_first_seq_ = 0;
+  size_t chunk_count_ = 0;
   // Reused buffers: no allocation per change in the steady state.
   std::string rowidx_key_;
   std::string old_rowkey_;

@@ -30,6 +30,8 @@ const char* const kFamilyNames[] = {
 static_assert(sizeof(kFamilyNames) / sizeof(kFamilyNames[0]) ==
               static_cast<size_t>(Family::kCount));
 
+std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::OK();
   if (s.IsCorruption()) return Status::Corruption(what + ": " + s.ToString());
@@ -294,6 +296,13 @@ Result<pb::StoreMeta> Store::ReadMeta() {
   if (!bytes || !meta.ParseFromString(*bytes) || meta.magic() != kStoreMagic) {
     return Status::FailedPrecondition(path_ + " is not a pgtrail store");
   }
+  if (meta.format_version() < kStoreFormatVersion) {
+    return Status::FailedPrecondition(
+        "store " + path_ + " has format version " + std::to_string(meta.format_version()) +
+        ", written by an earlier pgtrail; this one reads format " +
+        std::to_string(kStoreFormatVersion) +
+        "\nHINT: keep the earlier pgtrail to read it, and capture into a new store");
+  }
   if (meta.format_version() > kStoreFormatVersion) {
     return Status::FailedPrecondition("store " + path_ + " has format version " +
                                       std::to_string(meta.format_version()) +
@@ -326,21 +335,61 @@ Status Store::ForEachTxn(uint64_t from, uint64_t to,
   return FromRocks(it->status(), "store scan failed");
 }
 
+void AppendToChunk(std::string* chunk, std::string_view serialized_change) {
+  AppendU32BE(chunk, static_cast<uint32_t>(serialized_change.size()));
+  chunk->append(serialized_change.data(), serialized_change.size());
+}
+
+Status SplitChunk(std::string_view chunk, std::vector<std::string_view>* changes) {
+  changes->clear();
+  ByteReader r(chunk);
+  while (!r.empty()) {
+    uint32_t length;
+    std::string_view bytes;
+    RETURN_IF_ERROR(r.ReadU32BE("store: change chunk", &length));
+    RETURN_IF_ERROR(r.ReadBytes("store: change chunk", length, &bytes));
+    changes->push_back(bytes);
+  }
+  if (changes->empty()) return Status::Corruption("store: empty change chunk");
+  return Status::OK();
+}
+
+namespace {
+
+// Calls fn(seq, change) for each change of the chunks under `it` whose keys
+// start with `prefix`, leaving `it` after them; false from fn stops.
+Status ForEachChunkedChange(rocksdb::Iterator* it, const std::string& prefix,
+                            const std::function<bool(uint32_t, const pb::Change&)>& fn,
+                            bool* stopped) {
+  std::vector<std::string_view> parts;
+  pb::Change change;
+  *stopped = false;
+  for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    uint64_t lsn;
+    uint32_t first;
+    RETURN_IF_ERROR(keys::ParseChangeKey(ToView(it->key()), &lsn, &first));
+    RETURN_IF_ERROR(SplitChunk(ToView(it->value()), &parts));
+    for (size_t i = 0; i < parts.size(); i++) {
+      RETURN_IF_ERROR(ParseStored(parts[i], "change", &change));
+      if (!fn(first + static_cast<uint32_t>(i), change)) {
+        *stopped = true;
+        return Status::OK();
+      }
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 Status Store::ForEachChange(uint64_t commit_lsn,
                             const std::function<bool(uint32_t, const pb::Change&)>& fn) {
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kChange)));
   const std::string prefix = keys::TxnKey(commit_lsn);
-  pb::Change change;
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    uint64_t lsn;
-    uint32_t seq;
-    RETURN_IF_ERROR(
-        keys::ParseChangeKey(std::string_view(it->key().data(), it->key().size()), &lsn, &seq));
-    RETURN_IF_ERROR(
-        ParseStored(std::string_view(it->value().data(), it->value().size()), "change", &change));
-    if (!fn(seq, change)) break;
-  }
+  it->Seek(prefix);
+  bool stopped;
+  RETURN_IF_ERROR(ForEachChunkedChange(it.get(), prefix, fn, &stopped));
   return FromRocks(it->status(), "store scan failed");
 }
 
@@ -351,7 +400,6 @@ Status Store::ForEachChangeInRange(
       db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kChange)));
   bool positioned = false;
   Status inner;
-  pb::Change change;
   RETURN_IF_ERROR(ForEachTxn(from, to, [&](const pb::TxnHeader& h) {
     if (!want(h)) return true;
     const std::string prefix = keys::TxnKey(h.commit_lsn());
@@ -360,32 +408,71 @@ Status Store::ForEachChangeInRange(
       changes->Seek(prefix);
       positioned = true;
     }
-    for (; changes->Valid() && changes->key().starts_with(prefix); changes->Next()) {
-      uint64_t lsn;
-      uint32_t seq;
-      inner = keys::ParseChangeKey(std::string_view(changes->key().data(), changes->key().size()),
-                                   &lsn, &seq);
-      if (inner.ok()) {
-        inner = ParseStored(std::string_view(changes->value().data(), changes->value().size()),
-                            "change", &change);
-      }
-      if (!inner.ok() || !fn(h, seq, change)) return false;
-    }
-    return true;
+    bool stopped = false;
+    inner = ForEachChunkedChange(
+        changes.get(), prefix,
+        [&](uint32_t seq, const pb::Change& change) { return fn(h, seq, change); }, &stopped);
+    return inner.ok() && !stopped;
   }));
   RETURN_IF_ERROR(inner);
   return FromRocks(changes->status(), "store scan failed");
 }
 
 Result<pb::Change> Store::GetChange(uint64_t commit_lsn, uint32_t seq) {
-  ASSIGN_OR_RETURN(auto bytes, Get(Family::kChange, keys::ChangeKey(commit_lsn, seq)));
-  if (!bytes) {
+  ChangeReader reader(this);
+  pb::Change change;
+  bool found = false;
+  RETURN_IF_ERROR(reader.Get(commit_lsn, seq, &change, &found));
+  if (!found) {
     return Status::Corruption("store: change " + std::to_string(seq) + " of transaction at " +
                               FormatLsn(commit_lsn) + " is missing");
   }
-  pb::Change change;
-  RETURN_IF_ERROR(ParseStored(*bytes, "change", &change));
   return change;
+}
+
+ChangeReader::ChangeReader(Store* store)
+    : store_(store),
+      it_(store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Family::kChange))) {}
+
+ChangeReader::~ChangeReader() = default;
+
+Status ChangeReader::Load() {
+  loaded_ = false;
+  if (!it_->Valid()) return FromRocks(it_->status(), "store scan failed");
+  RETURN_IF_ERROR(keys::ParseChangeKey(ToView(it_->key()), &chunk_lsn_, &chunk_first_));
+  chunk_.assign(it_->value().data(), it_->value().size());
+  RETURN_IF_ERROR(SplitChunk(chunk_, &parts_));
+  loaded_ = true;
+  return Status::OK();
+}
+
+Status ChangeReader::Get(uint64_t commit_lsn, uint32_t seq, pb::Change* out, bool* found) {
+  *found = false;
+  auto holds = [&] {
+    return loaded_ && chunk_lsn_ == commit_lsn && chunk_first_ <= seq &&
+           seq - chunk_first_ < parts_.size();
+  };
+  if (!holds()) {
+    const std::string target = keys::ChangeKey(commit_lsn, seq);
+    // Ascending reads: the wanted chunk is usually the next one.
+    bool next_tried = false;
+    if (loaded_ && it_->Valid() && it_->key().compare(target) < 0) {
+      it_->Next();
+      next_tried = it_->Valid() && it_->key().compare(target) <= 0;
+      if (next_tried) {
+        RETURN_IF_ERROR(Load());
+        if (!holds()) next_tried = false;
+      }
+    }
+    if (!next_tried) {
+      it_->SeekForPrev(target);
+      RETURN_IF_ERROR(Load());
+      if (!loaded_ || !holds()) return Status::OK();
+    }
+  }
+  RETURN_IF_ERROR(ParseStored(parts_[seq - chunk_first_], "change", out));
+  *found = true;
+  return Status::OK();
 }
 
 Result<std::optional<uint64_t>> Store::FirstCommitLaterThan(int64_t t_us) {
@@ -505,7 +592,8 @@ Result<std::vector<Store::Mark>> Store::ListMarks() {
 }
 
 Result<std::optional<pb::Tuple>> Store::PreviousImage(uint32_t relid, std::string_view rowkey,
-                                                      uint64_t lsn, uint32_t seq) {
+                                                      uint64_t lsn, uint32_t seq,
+                                                      const PendingChanges& pending) {
   using Image = std::optional<pb::Tuple>;
   // The newest complete snapshot at or before the position bounds the search.
   ASSIGN_OR_RETURN(auto snapshots, ListSnapshots());
@@ -554,7 +642,12 @@ Result<std::optional<pb::Tuple>> Store::PreviousImage(uint32_t relid, std::strin
 
   if (op == static_cast<char>(keys::RowOp::kDelete)) return Image();
   if (op == static_cast<char>(keys::RowOp::kUpsert)) {
-    ASSIGN_OR_RETURN(pb::Change change, GetChange(entry_lsn, entry_seq));
+    pb::Change change;
+    bool found = false;
+    if (pending) RETURN_IF_ERROR(pending(entry_lsn, entry_seq, &change, &found));
+    if (!found) {
+      ASSIGN_OR_RETURN(change, GetChange(entry_lsn, entry_seq));
+    }
     return Image(std::move(*change.mutable_new_tuple()));
   }
   if (snap == nullptr) return Image();

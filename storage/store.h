@@ -33,13 +33,15 @@
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class Iterator;
 class WriteBatch;
 }  // namespace rocksdb
 
 namespace pgtrail {
 
 inline constexpr char kStoreMagic[] = "pgtrail-store";
-inline constexpr uint32_t kStoreFormatVersion = 1;
+// 2: the change family holds chunks of changes (see AppendToChunk).
+inline constexpr uint32_t kStoreFormatVersion = 2;
 
 // Column families. The order is the open order; names are stored on disk.
 enum class Family {
@@ -91,6 +93,8 @@ class Store {
   // Calls fn(seq, change) for each change of one transaction in order.
   Status ForEachChange(uint64_t commit_lsn,
                        const std::function<bool(uint32_t, const pb::Change&)>& fn);
+  // The change at (commit_lsn, seq); kCorruption if it is missing. For many
+  // changes in ascending order, a ChangeReader is much faster.
   Result<pb::Change> GetChange(uint64_t commit_lsn, uint32_t seq);
   // Calls fn(header, seq, change) for every change of every transaction with
   // from <= commit_lsn <= to, in LSN order, reading the transactions that
@@ -131,8 +135,13 @@ class Store {
   // (lsn, seq): the new tuple of its last change if that was an upsert, the
   // snapshot row if no change since the latest snapshot at or before lsn and
   // no TRUNCATE in between, else nullopt (deleted, truncated or never seen).
+  // `pending` answers first for changes not yet written (the capture's open
+  // chunk): it sets *found when it holds the change at (lsn, seq).
+  using PendingChanges =
+      std::function<Status(uint64_t lsn, uint32_t seq, pb::Change* out, bool* found)>;
   Result<std::optional<pb::Tuple>> PreviousImage(uint32_t relid, std::string_view rowkey,
-                                                 uint64_t lsn, uint32_t seq);
+                                                 uint64_t lsn, uint32_t seq,
+                                                 const PendingChanges& pending = nullptr);
 
   // --- Raw access for writers and scanners ---------------------------------
   rocksdb::DB* db() const { return db_; }
@@ -155,6 +164,43 @@ class Store {
   bool read_only_ = false;
   rocksdb::DB* db_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+};
+
+// The change family stores the changes of a transaction in chunks of up to
+// kChunkChanges changes or about kChunkBytes: key ChangeKey(commit_lsn, seq
+// of the chunk's first change), value one AppendToChunk entry per change in
+// seq order (u32 BE length, serialized pb::Change). One RocksDB entry per
+// chunk instead of per change halves the entries a capture writes, flushes
+// and compacts. Chunks are cut by the transaction's own changes only, so a
+// transaction the server resends is rewritten into the same keys.
+inline constexpr size_t kChunkChanges = 64;
+inline constexpr size_t kChunkBytes = 32u << 10;
+void AppendToChunk(std::string* chunk, std::string_view serialized_change);
+// The serialized changes of one chunk value, in order (views into `chunk`).
+Status SplitChunk(std::string_view chunk, std::vector<std::string_view>* changes);
+
+// Reads changes by position with one cursor: cheapest for ascending
+// positions (the rest of a chunk comes without another lookup).
+class ChangeReader {
+ public:
+  explicit ChangeReader(Store* store);
+  ~ChangeReader();
+  ChangeReader(const ChangeReader&) = delete;
+  ChangeReader& operator=(const ChangeReader&) = delete;
+
+  // The change at (commit_lsn, seq): *found is false if there is none.
+  Status Get(uint64_t commit_lsn, uint32_t seq, pb::Change* out, bool* found);
+
+ private:
+  Status Load();  // the chunk under it_
+
+  Store* store_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+  bool loaded_ = false;
+  uint64_t chunk_lsn_ = 0;
+  uint32_t chunk_first_ = 0;
+  std::string chunk_;
+  std::vector<std::string_view> parts_;
 };
 
 // Parses a stored protobuf value, turning failure into kCorruption naming `what`.

@@ -18,6 +18,7 @@
 #include "storage/copy_text.h"
 #include "tools/copy_in.h"
 #include "tools/restore_epochs.h"
+#include "tools/row_images.h"
 #include "tools/sql_statements.h"
 #include "storage/dump_sql.h"
 #include "storage/keys.h"
@@ -78,65 +79,6 @@ class SnapshotCursor {
   bool done_ = false;
   std::string_view rowkey_;
 };
-
-// A cursor over one table's row-index entries.
-class RowIdxCursor {
- public:
-  RowIdxCursor(Store* store, uint32_t relid) : prefix_(keys::RowIdxPrefix(relid)) {
-    it_.reset(store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Family::kRowIdx)));
-    it_->Seek(prefix_);
-    Settle();
-  }
-  bool done() const { return done_; }
-  std::string_view rowkey() const { return rowkey_; }
-  uint64_t lsn() const { return lsn_; }
-  uint32_t seq() const { return seq_; }
-  char op() const { return op_; }
-  void Next() {
-    it_->Next();
-    Settle();
-  }
-  Status status() const { return status_; }
-
- private:
-  void Settle() {
-    if (!it_->Valid() || !it_->key().starts_with(prefix_)) {
-      done_ = true;
-      if (!it_->status().ok()) status_ = Status::IOError(it_->status().ToString());
-      return;
-    }
-    uint32_t relid;
-    status_ = keys::ParseRowIdxKey(ToView(it_->key()), &relid, &rowkey_, &lsn_, &seq_);
-    if (!status_.ok() || it_->value().size() != 1) {
-      if (status_.ok()) status_ = Status::Corruption("store: bad row index entry");
-      done_ = true;
-      return;
-    }
-    op_ = it_->value()[0];
-  }
-
-  std::unique_ptr<rocksdb::Iterator> it_;
-  std::string prefix_;
-  bool done_ = false;
-  std::string_view rowkey_;
-  uint64_t lsn_ = 0;
-  uint32_t seq_ = 0;
-  char op_ = 0;
-  Status status_;
-};
-
-Status RowFromRowKey(const pb::Relation& rel, std::string_view rowkey, pb::Tuple* out) {
-  std::vector<std::string> texts;
-  std::vector<bool> nulls;
-  size_t used = 0;
-  RETURN_IF_ERROR(keys::ParseRowKey(rowkey, rel.columns_size(), &texts, &nulls, &used));
-  out->Clear();
-  for (size_t i = 0; i < texts.size(); i++) {
-    out->mutable_kinds()->push_back(nulls[i] ? 'n' : 't');
-    out->add_values(std::move(texts[i]));
-  }
-  return Status::OK();
-}
 
 }  // namespace
 
@@ -451,8 +393,15 @@ Result<RestorePlan> PlanRestore(Store* store, const RestoreOptions& options) {
   return plan;
 }
 
-Status ForEachRowAt(Store* store, const RestorePlan& plan, const pb::Relation& layout,
-                    const std::function<Status(const pb::Tuple&, uint64_t)>& emit) {
+namespace {
+
+// Merges one table's snapshot rows with its row-index entries of epoch 0.
+// Rows known without reading a change (snapshot rows, multiset rows, which
+// the rowkey holds) go to emit at once; keyed rows whose final image is a
+// change are left in *upserts, the position of that change each.
+Status MergeEpoch0(Store* store, const RestorePlan& plan, const pb::Relation& layout,
+                   const std::function<Status(const pb::Tuple&, uint64_t)>& emit,
+                   std::vector<Position>* upserts) {
   const uint64_t floor_lsn = plan.snapshot.consistent_lsn();
   const bool have_txns = plan.last_txn.has_value();
   // Epoch 0: positions before (end_lsn, end_seq).
@@ -510,14 +459,13 @@ Status ForEachRowAt(Store* store, const RestorePlan& plan, const pb::Relation& l
     int64_t delta = 0;
     bool have_entry = false;
     char last_op = 0;
-    uint64_t last_lsn = 0;
-    uint32_t last_seq = 0;
+    Position last;
     while (!idx.done() && idx.rowkey() == current) {
       if (in_window(idx.lsn(), idx.seq())) {
+        RETURN_IF_ERROR(CheckRowOp(layout, idx.op()));
         have_entry = true;
         last_op = idx.op();
-        last_lsn = idx.lsn();
-        last_seq = idx.seq();
+        last = idx.position();
         if (idx.op() == static_cast<char>(keys::RowOp::kAddOne)) delta++;
         if (idx.op() == static_cast<char>(keys::RowOp::kRemoveOne)) delta--;
       }
@@ -532,15 +480,12 @@ Status ForEachRowAt(Store* store, const RestorePlan& plan, const pb::Relation& l
                                   TableName(layout));
       }
       if (copies == 0) continue;
-      if (!have_snap_row) RETURN_IF_ERROR(RowFromRowKey(layout, current, &row));
+      if (!have_snap_row) RETURN_IF_ERROR(RowKeyValues(layout, current, &row));
       RETURN_IF_ERROR(emit(row, static_cast<uint64_t>(copies)));
       continue;
     }
     if (have_entry) {
-      if (last_op == static_cast<char>(keys::RowOp::kDelete)) continue;
-      ASSIGN_OR_RETURN(pb::Change change, store->GetChange(last_lsn, last_seq));
-      row = std::move(*change.mutable_new_tuple());
-      RETURN_IF_ERROR(emit(row, 1));
+      if (last_op == static_cast<char>(keys::RowOp::kUpsert)) upserts->push_back(last);
     } else if (have_snap_row) {
       RETURN_IF_ERROR(emit(row, 1));
     }
@@ -548,13 +493,30 @@ Status ForEachRowAt(Store* store, const RestorePlan& plan, const pb::Relation& l
   return snap.status();
 }
 
+}  // namespace
+
+Status ForEachRowAt(Store* store, const RestorePlan& plan, const pb::Relation& layout,
+                    const std::function<Status(const pb::Tuple&, uint64_t)>& emit) {
+  std::vector<Position> upserts;
+  RETURN_IF_ERROR(MergeEpoch0(store, plan, layout, emit, &upserts));
+  if (upserts.empty()) return Status::OK();
+  ASSIGN_OR_RETURN(LayoutHistory history, LayoutHistory::Load(store, layout.relid()));
+  return ForEachFinalImage(store, layout, history, std::move(upserts),
+                           [&](const pb::Tuple& row) { return emit(row, 1); });
+}
+
 Status CountRows(Store* store, RestorePlan* plan) {
   for (RestoreTable& t : plan->tables) {
     t.rows = 0;
-    RETURN_IF_ERROR(ForEachRowAt(store, *plan, t.layout, [&](const pb::Tuple&, uint64_t n) {
-      t.rows += n;
-      return Status::OK();
-    }));
+    // Every upsert is one row: no need to read its change to count it.
+    std::vector<Position> upserts;
+    RETURN_IF_ERROR(MergeEpoch0(store, *plan, t.layout,
+                                [&](const pb::Tuple&, uint64_t n) {
+                                  t.rows += n;
+                                  return Status::OK();
+                                },
+                                &upserts));
+    t.rows += upserts.size();
   }
   return Status::OK();
 }

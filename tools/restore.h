@@ -104,7 +104,10 @@ Result<RestorePlan> PlanRestore(Store* store, const RestoreOptions& options);
 
 // Calls emit(row, copies) for every row of `layout`'s table as of the plan:
 // the row's last image at or before the plan's last transaction, or its
-// snapshot row; deleted and truncated rows are left out.
+// snapshot row; deleted and truncated rows are left out. Rows come in no
+// particular order: final images held by changes come last, read in LSN
+// order. kCorruption if a row was written under another layout than
+// `layout`.
 Status ForEachRowAt(Store* store, const RestorePlan& plan, const pb::Relation& layout,
                     const std::function<Status(const pb::Tuple&, uint64_t)>& emit);
 

@@ -1,44 +1,290 @@
 #include "tools/restore_epochs.h"
 
+#include <rocksdb/db.h>
+
+#include <algorithm>
 #include <map>
+#include <memory>
+#include <optional>
 #include <tuple>
 #include <vector>
 
 #include "storage/coding.h"
 #include "storage/keys.h"
 #include "tools/copy_in.h"
+#include "tools/row_images.h"
+
+// An epoch's rows are streamed from the row index, not folded from its
+// changes: one keys-only pass over the whole row index finds which tables
+// each epoch touched; then, per (epoch, table), the table's entries in the
+// window give every key's last operation (keyed tables) or net count
+// (multisets, whose rowkey is the row). Final images of keyed rows are read
+// from their changes in LSN order. Nothing is held per row but a 16-byte
+// position.
+//
+// A rowkey can only be read with the layout it was written under, so this
+// holds only while every entry of the table in the window was written under
+// one layout; when a layout change falls among them (rare: a schema change
+// not captured as DDL), that table's epoch is folded from its changes as
+// before.
 
 namespace pgtrail {
 namespace {
 
-struct Position {
-  uint64_t lsn = 0;
-  uint32_t seq = 0;
-  bool operator<(const Position& o) const {
-    return lsn != o.lsn ? lsn < o.lsn : seq < o.seq;
-  }
+std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+// The changes of one epoch: positions in [from, to).
+struct Window {
+  Position from;
+  Position to;
+  bool Contains(Position pos) const { return from <= pos && pos < to; }
 };
 
-// The net effect of one epoch's changes on one table.
+// What one epoch did to one table, found from keys alone.
+struct TableActivity {
+  bool truncated = false;
+  Position last_truncate;  // if truncated: entries at or before it do not count
+  uint64_t entries = 0;    // row-index entries after it
+  Position first;          // of those entries
+  Position last;
+  // Entries at pos count (they are after the table's last truncate).
+  bool Counts(Position pos) const { return !truncated || last_truncate < pos; }
+};
+
+struct EpochActivity {
+  // TRUNCATE statements in order, each with its chosen tables.
+  std::map<Position, std::vector<uint32_t>> truncates;
+  std::map<uint32_t, TableActivity> tables;  // tables truncated or with entries
+};
+
+// The epoch of a position, if any.
+std::optional<size_t> EpochOf(const std::vector<Window>& windows, Position pos) {
+  auto after = std::upper_bound(windows.begin(), windows.end(), pos,
+                                [](Position p, const Window& w) { return p < w.from; });
+  if (after == windows.begin()) return std::nullopt;
+  const size_t k = static_cast<size_t>(after - windows.begin()) - 1;
+  if (!windows[k].Contains(pos)) return std::nullopt;
+  return k;
+}
+
+// Finds what every epoch did to the chosen tables (all when `chosen` is
+// empty): TRUNCATEs from the truncate family, then one pass over the keys of
+// the row index counting entries per (epoch, table).
+Status ScanActivity(Store* store, const std::vector<Window>& windows,
+                    const std::set<uint32_t>& chosen, std::vector<EpochActivity>* out) {
+  out->assign(windows.size(), EpochActivity());
+  auto wanted = [&](uint32_t relid) { return chosen.empty() || chosen.count(relid) != 0; };
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Family::kTruncate)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      uint32_t relid;
+      Position pos;
+      RETURN_IF_ERROR(keys::ParseTruncateKey(ToView(it->key()), &relid, &pos.lsn, &pos.seq));
+      if (!wanted(relid)) continue;
+      const std::optional<size_t> k = EpochOf(windows, pos);
+      if (!k) continue;
+      (*out)[*k].truncates[pos].push_back(relid);
+      TableActivity& t = (*out)[*k].tables[relid];
+      if (!t.truncated || t.last_truncate < pos) t.last_truncate = pos;
+      t.truncated = true;
+    }
+    if (!it->status().ok()) return Status::IOError(it->status().ToString());
+  }
+  rocksdb::ReadOptions options;
+  options.fill_cache = false;  // read once
+  std::unique_ptr<rocksdb::Iterator> it(store->db()->NewIterator(options, store->cf(Family::kRowIdx)));
+  uint32_t current_relid = 0;
+  bool have_relid = false;
+  std::vector<TableActivity*> slots;  // the current table's activity per epoch
+  it->SeekToFirst();
+  while (it->Valid()) {
+    uint32_t relid;
+    std::string_view rowkey;
+    Position pos;
+    RETURN_IF_ERROR(keys::ParseRowIdxKey(ToView(it->key()), &relid, &rowkey, &pos.lsn, &pos.seq));
+    if (!wanted(relid)) {  // --tables: skip the whole table
+      const std::string next = keys::PrefixSuccessor(keys::RowIdxPrefix(relid));
+      if (next.empty()) break;  // the last possible relid
+      it->Seek(next);
+      continue;
+    }
+    if (!have_relid || relid != current_relid) {
+      current_relid = relid;
+      have_relid = true;
+      slots.assign(windows.size(), nullptr);
+    }
+    if (const std::optional<size_t> k = EpochOf(windows, pos)) {
+      TableActivity*& t = slots[*k];
+      if (t == nullptr) t = &(*out)[*k].tables[relid];
+      if (t->Counts(pos)) {
+        if (t->entries == 0 || pos < t->first) t->first = pos;
+        if (t->entries == 0 || t->last < pos) t->last = pos;
+        t->entries++;
+      }
+    }
+    it->Next();
+  }
+  if (!it->status().ok()) return Status::IOError(it->status().ToString());
+  return Status::OK();
+}
+
+using KeyFn = std::function<Status(std::string_view rowkey)>;
+using RowFn = std::function<Status(const pb::Tuple&)>;
+using CountFn = std::function<Status(const pb::Tuple&, uint64_t)>;
+
+// Where one epoch's rows of one table come from.
+class EpochRows {
+ public:
+  virtual ~EpochRows() = default;
+  virtual const pb::Relation& layout() const = 0;
+  // Keyed tables: one pass over the keys the epoch changed, calling
+  // gone(rowkey) for each it deleted (unless gone is null); readies
+  // ForEachUpsert.
+  virtual Status ScanKeys(const KeyFn* gone) = 0;
+  // REQUIRES: ScanKeys ran. up(row) for the final image of every key upserted.
+  virtual Status ForEachUpsert(const RowFn& up) = 0;
+  // Multisets: fn(row, n) for every row the epoch added n copies of
+  // (additions) or removed n copies of (!additions).
+  virtual Status ForEachCount(bool additions, const CountFn& fn) = 0;
+  // Rows (keys) changed, for the report; known after the first pass.
+  virtual uint64_t changed() const = 0;
+};
+
+// The rows of a table whose entries in the window share one layout, read
+// from the row index as they are needed.
+class StreamedRows : public EpochRows {
+ public:
+  StreamedRows(Store* store, const pb::Relation& layout, const LayoutHistory& history,
+               const Window& window, const TableActivity& activity)
+      : store_(store), layout_(layout), history_(history), window_(window), activity_(activity) {}
+
+  const pb::Relation& layout() const override { return layout_; }
+  uint64_t changed() const override { return changed_; }
+
+  Status ScanKeys(const KeyFn* gone) override {
+    upserts_.clear();
+    upserts_.reserve(activity_.entries);
+    return ForEachKey([&](std::string_view rowkey, char last_op, Position last, int64_t) {
+      if (last_op == static_cast<char>(keys::RowOp::kUpsert)) {
+        upserts_.push_back(last);
+      } else if (gone != nullptr) {
+        return (*gone)(rowkey);
+      }
+      return Status::OK();
+    });
+  }
+
+  Status ForEachUpsert(const RowFn& up) override {
+    return ForEachFinalImage(store_, layout_, history_, std::move(upserts_), up);
+  }
+
+  Status ForEachCount(bool additions, const CountFn& fn) override {
+    pb::Tuple row;
+    return ForEachKey([&](std::string_view rowkey, char, Position, int64_t net) {
+      if (additions ? net <= 0 : net >= 0) return Status::OK();
+      RETURN_IF_ERROR(RowKeyValues(layout_, rowkey, &row));
+      return fn(row, static_cast<uint64_t>(additions ? net : -net));
+    });
+  }
+
+ private:
+  // Calls key(rowkey, last op, its position, additions minus removals) for
+  // every rowkey with entries in the window (after the table's last truncate).
+  template <typename KeyVisitor>
+  Status ForEachKey(const KeyVisitor& key) {
+    const bool count = !counted_;
+    RowIdxCursor idx(store_, layout_.relid());
+    std::string current;
+    while (!idx.done()) {
+      current.assign(idx.rowkey());
+      bool have_entry = false;
+      char last_op = 0;
+      Position last;
+      int64_t net = 0;
+      for (; !idx.done() && idx.rowkey() == current; idx.Next()) {
+        const Position pos = idx.position();
+        if (!window_.Contains(pos) || !activity_.Counts(pos)) continue;
+        RETURN_IF_ERROR(CheckRowOp(layout_, idx.op()));
+        have_entry = true;
+        last_op = idx.op();
+        last = pos;
+        if (idx.op() == static_cast<char>(keys::RowOp::kAddOne)) net++;
+        if (idx.op() == static_cast<char>(keys::RowOp::kRemoveOne)) net--;
+      }
+      if (!have_entry) continue;
+      if (count) changed_++;
+      RETURN_IF_ERROR(key(std::string_view(current), last_op, last, net));
+    }
+    RETURN_IF_ERROR(idx.status());
+    counted_ = true;
+    return Status::OK();
+  }
+
+  Store* store_;
+  const pb::Relation& layout_;
+  const LayoutHistory& history_;
+  const Window window_;
+  const TableActivity activity_;
+  std::vector<Position> upserts_;
+  uint64_t changed_ = 0;
+  bool counted_ = false;
+};
+
+// The net effect of a run of one epoch's changes on one table under one row
+// layout, folded from the changes themselves.
 struct TableDelta {
-  pb::Relation layout;
+  const pb::Relation* layout = nullptr;  // of its last change (or TRUNCATE)
   // Keyed tables: rowkey -> final image (nullopt: deleted).
   std::map<std::string, std::optional<pb::Tuple>> keyed;
   // Multiset tables: row encoding -> (copies added minus removed, the row).
   std::map<std::string, std::pair<int64_t, pb::Tuple>> counts;
 };
 
-struct EpochDelta {
-  std::vector<std::vector<uint32_t>> truncates;  // in order, each one statement
-  std::map<uint32_t, TableDelta> tables;
+// One table's changes in an epoch whose row layout changed inside it: one
+// delta per layout, applied in order. (Folding them into one delta would
+// read keyed changes as a multiset or the other way round, and lose rows.)
+using TableDeltas = std::vector<TableDelta>;
+
+class FoldedRows : public EpochRows {
+ public:
+  explicit FoldedRows(const TableDelta& delta) : t_(delta) {}
+
+  const pb::Relation& layout() const override { return *t_.layout; }
+  uint64_t changed() const override { return t_.keyed.size() + t_.counts.size(); }
+
+  Status ScanKeys(const KeyFn* gone) override {
+    if (gone == nullptr) return Status::OK();
+    for (const auto& [rowkey, image] : t_.keyed) {
+      if (!image) RETURN_IF_ERROR((*gone)(rowkey));
+    }
+    return Status::OK();
+  }
+
+  Status ForEachUpsert(const RowFn& up) override {
+    for (const auto& [rowkey, image] : t_.keyed) {
+      if (image) RETURN_IF_ERROR(up(*image));
+    }
+    return Status::OK();
+  }
+
+  Status ForEachCount(bool additions, const CountFn& fn) override {
+    for (const auto& [enc, entry] : t_.counts) {
+      const int64_t n = additions ? entry.first : -entry.first;
+      if (n > 0) RETURN_IF_ERROR(fn(entry.second, static_cast<uint64_t>(n)));
+    }
+    return Status::OK();
+  }
+
+ private:
+  const TableDelta& t_;
 };
 
+// Folds an epoch's changes of some tables into deltas, reading every change
+// of the epoch.
 class EpochBuilder {
  public:
-  // chosen_relids empty: every relation.
-  EpochBuilder(Store* store, std::set<uint32_t> chosen_relids)
-      : store_(store), chosen_(std::move(chosen_relids)) {}
-  bool Wanted(uint32_t relid) const { return chosen_.empty() || chosen_.count(relid) != 0; }
+  explicit EpochBuilder(Store* store) : store_(store) {}
 
   Result<const pb::Relation*> Layout(uint32_t relid, uint64_t lsn, uint32_t seq) {
     auto key = std::make_tuple(relid, lsn, seq);
@@ -53,47 +299,49 @@ class EpochBuilder {
     return &it->second;
   }
 
-  // Folds the changes at positions [from, to) into a delta.
-  Status Build(Position from, Position to, EpochDelta* delta) {
+  // Folds the changes of `relids` at positions in the window into *deltas.
+  Status Build(const Window& window, const std::set<uint32_t>& relids,
+               std::map<uint32_t, TableDeltas>* deltas) {
     Status inner;
     RETURN_IF_ERROR(store_->ForEachChangeInRange(
-        from.lsn, to.lsn, [](const pb::TxnHeader&) { return true; },
+        window.from.lsn, window.to.lsn, [](const pb::TxnHeader&) { return true; },
         [&](const pb::TxnHeader& h, uint32_t seq, const pb::Change& c) {
           const Position pos{h.commit_lsn(), seq};
-          if (pos < from) return true;
-          if (!(pos < to)) return false;
-          inner = Fold(pos, c, delta);
+          if (pos < window.from) return true;
+          if (!(pos < window.to)) return false;
+          inner = Fold(pos, c, relids, deltas);
           return inner.ok();
         }));
     return inner;
   }
 
  private:
-  Status Fold(Position pos, const pb::Change& c, EpochDelta* delta) {
+  Status Fold(Position pos, const pb::Change& c, const std::set<uint32_t>& relids,
+              std::map<uint32_t, TableDeltas>* deltas) {
     if (c.op() == pb::Change::TRUNCATE) {
-      std::vector<uint32_t> relids;
       for (uint32_t relid : c.truncate_relids()) {
-        if (Wanted(relid)) relids.push_back(relid);
-      }
-      for (uint32_t relid : relids) {
+        if (relids.count(relid) == 0) continue;
         ASSIGN_OR_RETURN(const pb::Relation* rel, Layout(relid, pos.lsn, pos.seq));
-        TableDelta& t = delta->tables[relid];
-        t.layout = *rel;
-        t.keyed.clear();
-        t.counts.clear();
+        TableDeltas& runs = (*deltas)[relid];
+        runs.assign(1, TableDelta());
+        runs.back().layout = rel;
       }
-      delta->truncates.push_back(std::move(relids));
       return Status::OK();
     }
     if (c.op() != pb::Change::INSERT && c.op() != pb::Change::UPDATE &&
         c.op() != pb::Change::DELETE) {
       return Status::OK();
     }
-    if (!Wanted(c.relid())) return Status::OK();  // --tables: left out early
+    if (relids.count(c.relid()) == 0) return Status::OK();
     ASSIGN_OR_RETURN(const pb::Relation* rel,
                      Layout(c.relid(), c.relation_lsn(), c.relation_seq()));
-    TableDelta& t = delta->tables[c.relid()];
-    t.layout = *rel;
+    TableDeltas& runs = (*deltas)[c.relid()];
+    if (runs.empty() ||
+        (runs.back().layout != rel && !SameRowLayout(*runs.back().layout, *rel))) {
+      runs.emplace_back();
+    }
+    TableDelta& t = runs.back();
+    t.layout = rel;
     const bool has_old = c.op() == pb::Change::DELETE ||
                          (c.op() == pb::Change::UPDATE && c.old_kind() != 0);
     const bool has_new = c.op() != pb::Change::DELETE;
@@ -127,7 +375,6 @@ class EpochBuilder {
   }
 
   Store* store_;
-  std::set<uint32_t> chosen_;
   std::map<std::tuple<uint32_t, uint64_t, uint32_t>, pb::Relation> layouts_;
 };
 
@@ -155,26 +402,26 @@ Result<bool> IsEmpty(PgConn* conn, const pb::Relation& rel) {
   return r.Get(0, 0) == "t";
 }
 
-Status CopyStraightIn(PgConn* conn, const TableDelta& t) {
-  CopyIn copy(conn, TableName(t.layout));
-  RETURN_IF_ERROR(copy.Begin(TableSql(t.layout), ColumnNames(t.layout)));
+Status CopyStraightIn(PgConn* conn, EpochRows* rows) {
+  const pb::Relation& rel = rows->layout();
+  CopyIn copy(conn, TableName(rel));
+  RETURN_IF_ERROR(copy.Begin(TableSql(rel), ColumnNames(rel)));
   Status st;
-  for (const auto& [rowkey, image] : t.keyed) {
-    if (image) st = copy.Add(*image);
-    if (!st.ok()) break;
-  }
-  for (const auto& [enc, entry] : t.counts) {
-    if (!st.ok()) break;
-    if (entry.first > 0) st = copy.Add(entry.second, static_cast<uint64_t>(entry.first));
+  if (IsMultiset(rel)) {
+    st = rows->ForEachCount(/*additions=*/true,
+                            [&](const pb::Tuple& row, uint64_t n) { return copy.Add(row, n); });
+  } else {
+    st = rows->ScanKeys(nullptr);
+    if (st.ok()) st = rows->ForEachUpsert([&](const pb::Tuple& row) { return copy.Add(row); });
   }
   return copy.End(st);
 }
 
-Status ApplyKeyed(PgConn* conn, const TableDelta& t) {
-  const pb::Relation& rel = t.layout;
+Status ApplyKeyed(PgConn* conn, EpochRows* rows) {
+  const pb::Relation& rel = rows->layout();
   const std::vector<std::string> columns = ColumnNames(rel);
   ASSIGN_OR_RETURN(bool empty, IsEmpty(conn, rel));
-  if (empty) return CopyStraightIn(conn, t);
+  if (empty) return CopyStraightIn(conn, rows);
   std::vector<std::string> key_columns;
   for (const pb::Column& c : rel.columns()) {
     if (c.key()) key_columns.push_back(QuoteIdent(c.name()));
@@ -183,33 +430,19 @@ Status ApplyKeyed(PgConn* conn, const TableDelta& t) {
   RETURN_IF_ERROR(conn->Exec("CREATE TEMP TABLE pgtrail_gone ON COMMIT DROP AS SELECT " +
                              Join(key_columns, ", ") + " FROM " + TableSql(rel) +
                              " WITH NO DATA"));
-  CopyIn up(conn, TableName(rel));
-  RETURN_IF_ERROR(up.Begin("pgtrail_up", columns));
-  Status st;
-  for (const auto& [rowkey, image] : t.keyed) {
-    if (image) st = up.Add(*image);
-    if (!st.ok()) break;
-  }
-  RETURN_IF_ERROR(up.End(st));
+  // One COPY at a time on a connection: the deleted keys stream in while the
+  // keys are scanned, the final images after.
   CopyIn gone(conn, TableName(rel));
   RETURN_IF_ERROR(gone.Begin("pgtrail_gone", key_columns));
-  std::vector<std::string> texts;
-  std::vector<bool> nulls;
   pb::Tuple key;
-  for (const auto& [rowkey, image] : t.keyed) {
-    if (image) continue;
-    size_t used = 0;
-    st = keys::ParseRowKey(rowkey, key_columns.size(), &texts, &nulls, &used);
-    if (!st.ok()) break;
-    key.Clear();
-    for (size_t i = 0; i < texts.size(); i++) {
-      key.mutable_kinds()->push_back(nulls[i] ? 'n' : 't');
-      key.add_values(texts[i]);
-    }
-    st = gone.Add(key);
-    if (!st.ok()) break;
-  }
-  RETURN_IF_ERROR(gone.End(st));
+  const KeyFn add_gone = [&](std::string_view rowkey) {
+    RETURN_IF_ERROR(RowKeyValues(rel, rowkey, &key));
+    return gone.Add(key);
+  };
+  RETURN_IF_ERROR(gone.End(rows->ScanKeys(&add_gone)));
+  CopyIn up(conn, TableName(rel));
+  RETURN_IF_ERROR(up.Begin("pgtrail_up", columns));
+  RETURN_IF_ERROR(up.End(rows->ForEachUpsert([&](const pb::Tuple& row) { return up.Add(row); })));
   std::vector<std::string> match;
   for (const std::string& k : key_columns) match.push_back("t." + k + " = s." + k);
   const std::string on = Join(match, " AND ");
@@ -224,28 +457,21 @@ Status ApplyKeyed(PgConn* conn, const TableDelta& t) {
   return conn->Exec("DROP TABLE pgtrail_up, pgtrail_gone");
 }
 
-Status ApplyMultiset(PgConn* conn, const TableDelta& t) {
-  const pb::Relation& rel = t.layout;
+Status ApplyMultiset(PgConn* conn, EpochRows* rows) {
+  const pb::Relation& rel = rows->layout();
   const std::vector<std::string> columns = ColumnNames(rel);
   ASSIGN_OR_RETURN(bool empty, IsEmpty(conn, rel));
-  if (empty) return CopyStraightIn(conn, t);
+  if (empty) return CopyStraightIn(conn, rows);
   RETURN_IF_ERROR(CreateScratch(conn, "pgtrail_add", rel, columns));
   RETURN_IF_ERROR(CreateScratch(conn, "pgtrail_remove", rel, columns));
   CopyIn add(conn, TableName(rel));
   RETURN_IF_ERROR(add.Begin("pgtrail_add", columns));
-  Status st;
-  for (const auto& [enc, entry] : t.counts) {
-    if (entry.first > 0) st = add.Add(entry.second, static_cast<uint64_t>(entry.first));
-    if (!st.ok()) break;
-  }
-  RETURN_IF_ERROR(add.End(st));
+  RETURN_IF_ERROR(add.End(rows->ForEachCount(
+      /*additions=*/true, [&](const pb::Tuple& row, uint64_t n) { return add.Add(row, n); })));
   CopyIn remove(conn, TableName(rel));
   RETURN_IF_ERROR(remove.Begin("pgtrail_remove", columns));
-  for (const auto& [enc, entry] : t.counts) {
-    if (entry.first < 0) st = remove.Add(entry.second, static_cast<uint64_t>(-entry.first));
-    if (!st.ok()) break;
-  }
-  RETURN_IF_ERROR(remove.End(st));
+  RETURN_IF_ERROR(remove.End(rows->ForEachCount(
+      /*additions=*/false, [&](const pb::Tuple& row, uint64_t n) { return remove.Add(row, n); })));
   // Remove n copies of each row: number the target's copies of every row
   // (compared by their text form) and delete the first n.
   const std::string row_t = "ROW(" + Join(columns, ", ", "t.") + ")::text";
@@ -260,6 +486,13 @@ Status ApplyMultiset(PgConn* conn, const TableDelta& t) {
                              " FROM pgtrail_add"));
   return conn->Exec("DROP TABLE pgtrail_add, pgtrail_remove");
 }
+
+// How one table's rows of one epoch are applied.
+struct TablePlan {
+  const pb::Relation* layout = nullptr;  // its name and columns in this epoch
+  bool streamed = false;                 // rows from the row index
+  bool folded = false;                   // rows from the fold (mixed layouts)
+};
 
 }  // namespace
 
@@ -276,8 +509,20 @@ Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
   }
   RETURN_IF_ERROR(conn->Exec("RELEASE SAVEPOINT pgtrail_role"));
 
-  EpochBuilder builder(store, plan.chosen_relids);
+  std::vector<Window> windows;
   const Position last{plan.last_txn->commit_lsn(), UINT32_MAX};
+  for (size_t k = 0; k < plan.ddl.size(); k++) {
+    // The rows changed after each schema change until the next one.
+    windows.push_back({Position{plan.ddl[k].lsn, plan.ddl[k].seq + 1},
+                       k + 1 < plan.ddl.size()
+                           ? Position{plan.ddl[k + 1].lsn, plan.ddl[k + 1].seq}
+                           : last});
+  }
+  std::vector<EpochActivity> activity;
+  RETURN_IF_ERROR(ScanActivity(store, windows, plan.chosen_relids, &activity));
+
+  std::map<uint32_t, LayoutHistory> histories;
+  EpochBuilder builder(store);
   for (size_t k = 0; k < plan.ddl.size(); k++) {
     const SchemaChange& d = plan.ddl[k];
     // 1. The schema change, in the session state it ran with.
@@ -303,28 +548,71 @@ Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
     RETURN_IF_ERROR(conn->Exec("RELEASE SAVEPOINT pgtrail_ddl"));
     RETURN_IF_ERROR(conn->Exec("SET LOCAL search_path = pg_catalog"));
 
-    // 2. The rows changed until the next schema change.
-    const Position from{d.lsn, d.seq + 1};
-    const Position to = k + 1 < plan.ddl.size()
-                            ? Position{plan.ddl[k + 1].lsn, plan.ddl[k + 1].seq}
-                            : last;
-    EpochDelta delta;
-    RETURN_IF_ERROR(builder.Build(from, to, &delta));
-    for (const std::vector<uint32_t>& relids : delta.truncates) {
+    // 2. The rows changed until the next schema change, table by table.
+    const Window& window = windows[k];
+    const EpochActivity& epoch = activity[k];
+    std::map<uint32_t, TablePlan> tables;
+    std::set<uint32_t> to_fold;
+    for (const auto& [relid, t] : epoch.tables) {
+      auto h = histories.find(relid);
+      if (h == histories.end()) {
+        ASSIGN_OR_RETURN(LayoutHistory history, LayoutHistory::Load(store, relid));
+        h = histories.emplace(relid, std::move(history)).first;
+      }
+      TablePlan& p = tables[relid];
+      if (t.entries > 0 && !h->second.OneLayoutBetween(t.first, t.last)) {
+        p.folded = true;
+        to_fold.insert(relid);
+        continue;
+      }
+      p.streamed = t.entries > 0;
+      p.layout = h->second.At(t.entries > 0 ? t.first : t.last_truncate);
+      if (p.layout == nullptr) {
+        return Status::Corruption("store: no layout for relation OID " + std::to_string(relid));
+      }
+    }
+    std::map<uint32_t, TableDeltas> deltas;
+    if (!to_fold.empty()) {
+      RETURN_IF_ERROR(builder.Build(window, to_fold, &deltas));
+      for (uint32_t relid : to_fold) {
+        auto runs = deltas.find(relid);
+        if (runs == deltas.end() || runs->second.empty()) {
+          return Status::Corruption("store: the row index of relation OID " +
+                                    std::to_string(relid) + " names changes that are missing");
+        }
+        tables[relid].layout = runs->second.back().layout;
+      }
+    }
+    auto chosen = [&](const pb::Relation& rel) { return !options.chosen || options.chosen(rel); };
+    for (const auto& [pos, relids] : epoch.truncates) {
       std::vector<std::string> names;
       for (uint32_t relid : relids) {
-        const TableDelta& t = delta.tables[relid];
-        if (!options.chosen || options.chosen(t.layout)) names.push_back(TableSql(t.layout));
+        const pb::Relation& rel = *tables.at(relid).layout;
+        if (chosen(rel)) names.push_back(TableSql(rel));
       }
       if (!names.empty()) RETURN_IF_ERROR(conn->Exec("TRUNCATE ONLY " + Join(names, ", ")));
     }
-    for (const auto& [relid, t] : delta.tables) {
-      if (options.chosen && !options.chosen(t.layout)) continue;
-      RETURN_IF_ERROR(IsMultiset(t.layout) ? ApplyMultiset(conn, t) : ApplyKeyed(conn, t));
-      const size_t changed = t.keyed.size() + t.counts.size();
-      out << "    " << TableName(t.layout) << ": " << changed << " rows changed\n";
+    for (const auto& [relid, p] : tables) {
+      const pb::Relation& rel = *p.layout;
+      if (!chosen(rel)) continue;
+      std::vector<std::unique_ptr<EpochRows>> runs;
+      if (p.folded) {
+        for (const TableDelta& delta : deltas.at(relid)) {
+          runs.push_back(std::make_unique<FoldedRows>(delta));
+        }
+      } else if (p.streamed) {
+        runs.push_back(std::make_unique<StreamedRows>(store, rel, histories.at(relid), window,
+                                                      epoch.tables.at(relid)));
+      }  // else only truncated: nothing more to apply
+      uint64_t changed = 0;
+      for (const std::unique_ptr<EpochRows>& rows : runs) {
+        RETURN_IF_ERROR(IsMultiset(rows->layout()) ? ApplyMultiset(conn, rows.get())
+                                                   : ApplyKeyed(conn, rows.get()));
+        changed += rows->changed();
+      }
+      out << "    " << TableName(rel) << ": " << changed << " rows changed\n";
       ASSIGN_OR_RETURN(PgResult oid, conn->QueryParams("SELECT to_regclass($1)::oid::text",
-                                                       {TableSql(t.layout)}));
+                                                       {TableSql(rel)}));
       if (oid.rows() == 1 && !oid.IsNull(0, 0)) loaded_oids->insert(oid.GetString(0, 0));
     }
   }

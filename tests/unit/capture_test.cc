@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <rocksdb/write_batch.h>
+
 #include <filesystem>
 
 #include "tests/unit/pgoutput_encoder.h"
@@ -187,6 +189,97 @@ TEST_F(CaptureTest, StreamResetAfterALookupRewritesTheGroupIdentically) {
   auto meta = store_->ReadMeta();
   ASSERT_TRUE(meta.ok());
   EXPECT_EQ(meta.value().txn_count(), 2u);
+}
+
+// Changes are stored in chunks of kChunkChanges: every one is found by its
+// position, scans see each once and in order, and a previous image is found
+// in a chunk still in the group as well as in the open one.
+TEST_F(CaptureTest, ChangesAreChunkedAndEachIsReadableByPosition) {
+  const int n = static_cast<int>(kChunkChanges) * 2 + 22;
+  Begin(100, 1);
+  Relation();
+  for (int i = 0; i < n; i++) Insert(Tuple({Text(std::to_string(i)), Text("v" + std::to_string(i))}));
+  Update(Tuple({Text("0"), UnchangedToast()}));      // image in the first chunk
+  Update(Tuple({Text("149"), UnchangedToast()}));    // image in the open chunk
+  Commit(100);
+  ASSERT_TRUE(capture_->Flush().ok());
+
+  std::vector<uint32_t> seqs;
+  ASSERT_TRUE(store_->ForEachChange(100, [&](uint32_t seq, const pb::Change& c) {
+                      seqs.push_back(seq);
+                      if (seq < static_cast<uint32_t>(n)) {
+                        EXPECT_EQ(c.new_tuple().values(1), "v" + std::to_string(seq));
+                      }
+                      return true;
+                    }).ok());
+  ASSERT_EQ(seqs.size(), static_cast<size_t>(n + 2));
+  for (size_t i = 0; i < seqs.size(); i++) EXPECT_EQ(seqs[i], i);
+  EXPECT_EQ(StoredChange(100, n).new_tuple().values(1), "v0");
+  EXPECT_EQ(StoredChange(100, n + 1).new_tuple().values(1), "v149");
+  EXPECT_EQ(capture_->stats().unresolved_toast, 0u);
+
+  // Ascending, repeated and backward reads through one ChangeReader.
+  ChangeReader reader(store_.get());
+  for (uint32_t seq : {0u, 1u, 63u, 64u, 64u, 130u, 5u, 149u, 150u, 151u}) {
+    pb::Change c;
+    bool found = false;
+    ASSERT_TRUE(reader.Get(100, seq, &c, &found).ok());
+    ASSERT_TRUE(found) << seq;
+    const int row = seq == 150 ? 0 : seq == 151 ? 149 : static_cast<int>(seq);
+    EXPECT_EQ(c.new_tuple().values(1), "v" + std::to_string(row)) << seq;
+  }
+  for (auto [lsn, seq] : {std::pair<uint64_t, uint32_t>{100, static_cast<uint32_t>(n + 2)},
+                          {99, 0}, {101, 0}}) {
+    pb::Change c;
+    bool found = true;
+    ASSERT_TRUE(reader.Get(lsn, seq, &c, &found).ok());
+    EXPECT_FALSE(found) << lsn << "/" << seq;
+  }
+}
+
+// A transaction spilled ahead and then resent after a stream reset is
+// rewritten into the same chunk keys: each change once.
+TEST_F(CaptureTest, SpilledTransactionResentIsStoredOnce) {
+  const int n = 40000;  // > kSpillBytes of batch
+  const std::string filler(200, 'x');
+  auto feed = [&](bool commit) {
+    Begin(100, 1);
+    Relation();
+    for (int i = 0; i < n; i++) Insert(Tuple({Text(std::to_string(i)), Text(filler)}));
+    if (commit) Commit(100);
+  };
+  feed(false);
+  ASSERT_GT(capture_->stats().flushes, 0u) << "nothing was spilled; the test proves nothing";
+  capture_->ResetStream();
+  feed(true);
+  ASSERT_TRUE(capture_->Flush().ok());
+  uint32_t next = 0;
+  ASSERT_TRUE(store_->ForEachChange(100, [&](uint32_t seq, const pb::Change&) {
+                      EXPECT_EQ(seq, next);
+                      next++;
+                      return true;
+                    }).ok());
+  EXPECT_EQ(next, static_cast<uint32_t>(n));
+}
+
+// A store of format 1 (one entry per change) is refused, not misread.
+TEST_F(CaptureTest, StoreOfAnEarlierFormatIsRefused) {
+  auto meta = store_->ReadMeta();
+  ASSERT_TRUE(meta.ok());
+  pb::StoreMeta old = meta.value();
+  old.set_format_version(1);
+  rocksdb::WriteBatch batch;
+  batch.Put(store_->cf(Family::kMeta), keys::kMetaKey, old.SerializeAsString());
+  ASSERT_TRUE(store_->Write(&batch, /*sync=*/true).ok());
+  capture_.reset();
+  store_.reset();
+  auto reopened = Store::OpenForWrite(dir_ + "/store", /*create=*/false);
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_EQ(reopened.status().code(), Status::kFailedPrecondition);
+  EXPECT_NE(reopened.status().message().find("has format version 1, written by an earlier "
+                                             "pgtrail; this one reads format 2"),
+            std::string::npos)
+      << reopened.status().message();
 }
 
 TEST_F(CaptureTest, UnresolvableToastIsUnknownNeverNull) {

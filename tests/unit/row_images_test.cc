@@ -1,0 +1,178 @@
+// Final images read in LSN order, layout versions and rowkey decoding, on a
+// real store in a temporary directory whose records are written by hand.
+#include "tools/row_images.h"
+
+#include <gtest/gtest.h>
+#include <rocksdb/write_batch.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "storage/keys.h"
+
+namespace pgtrail {
+namespace {
+
+constexpr uint32_t kRelid = 16384;
+
+pb::Relation Layout(uint64_t lsn, uint32_t seq, bool keyed, int columns = 2) {
+  pb::Relation rel;
+  rel.set_relid(kRelid);
+  rel.set_nspname("public");
+  rel.set_relname("accounts");
+  rel.set_replica_identity(keyed ? 'd' : 'f');
+  for (int i = 0; i < columns; i++) {
+    pb::Column* c = rel.add_columns();
+    c->set_name(i == 0 ? "id" : "c" + std::to_string(i));
+    c->set_type_oid(25);
+    c->set_type_mod(-1);
+    c->set_key(keyed && i == 0);
+  }
+  rel.set_lsn(lsn);
+  rel.set_seq(seq);
+  return rel;
+}
+
+pb::Tuple Row(const std::vector<std::string>& values) {
+  pb::Tuple t;
+  for (const std::string& v : values) {
+    t.mutable_kinds()->push_back('t');
+    t.add_values(v);
+  }
+  return t;
+}
+
+class RowImagesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/pgtrail-row-images-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto store = Store::OpenForWrite(dir_ + "/store", /*create=*/true);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    store_ = std::move(store).value();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void PutLayout(const pb::Relation& rel) {
+    rocksdb::WriteBatch batch;
+    batch.Put(store_->cf(Family::kRelation), keys::RelationKey(rel.relid(), rel.lsn(), rel.seq()),
+              rel.SerializeAsString());
+    ASSERT_TRUE(store_->Write(&batch, false).ok());
+  }
+  // An INSERT of `row` at (lsn, seq) decoded with the layout version at
+  // (rel_lsn, rel_seq).
+  void PutInsert(uint64_t lsn, uint32_t seq, const pb::Tuple& row, uint64_t rel_lsn,
+                 uint32_t rel_seq) {
+    pb::Change c;
+    c.set_op(pb::Change::INSERT);
+    c.set_relid(kRelid);
+    c.set_relation_lsn(rel_lsn);
+    c.set_relation_seq(rel_seq);
+    *c.mutable_new_tuple() = row;
+    // A chunk of one change (see AppendToChunk).
+    std::string chunk;
+    AppendToChunk(&chunk, c.SerializeAsString());
+    rocksdb::WriteBatch batch;
+    batch.Put(store_->cf(Family::kChange), keys::ChangeKey(lsn, seq), chunk);
+    ASSERT_TRUE(store_->Write(&batch, false).ok());
+  }
+
+  // Runs ForEachFinalImage and returns the first column of every row emitted.
+  Status Images(const pb::Relation& layout, std::vector<Position> positions,
+                std::vector<std::string>* ids) {
+    ASSIGN_OR_RETURN(LayoutHistory history, LayoutHistory::Load(store_.get(), kRelid));
+    return ForEachFinalImage(store_.get(), layout, history, std::move(positions),
+                             [&](const pb::Tuple& row) {
+                               ids->push_back(row.values(0));
+                               return Status::OK();
+                             });
+  }
+
+  std::string dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(RowImagesTest, ReadsFinalImagesInLsnOrderWhateverOrderTheyAreAskedIn) {
+  const pb::Relation v1 = Layout(100, 0, /*keyed=*/true);
+  PutLayout(v1);
+  for (uint32_t i = 0; i < 40; i++) PutInsert(200 + i / 4, i % 4, Row({std::to_string(i), "x"}), 100, 0);
+  // Far apart (a seek) and close together (steps), given in rowkey order.
+  std::vector<Position> positions = {{209, 3}, {200, 1}, {203, 0}, {200, 2}, {201, 0}};
+  std::vector<std::string> ids;
+  ASSERT_TRUE(Images(v1, positions, &ids).ok());
+  EXPECT_EQ(ids, (std::vector<std::string>{"1", "2", "4", "12", "39"}));
+}
+
+TEST_F(RowImagesTest, RefusesAFinalImageWrittenUnderAnotherLayout) {
+  const pb::Relation v1 = Layout(100, 0, /*keyed=*/true);
+  const pb::Relation v2 = Layout(300, 0, /*keyed=*/true, /*columns=*/3);
+  PutLayout(v1);
+  PutLayout(v2);
+  PutInsert(200, 0, Row({"1", "a"}), 100, 0);
+  PutInsert(300, 0, Row({"2", "b", "c"}), 300, 0);
+  std::vector<std::string> ids;
+  Status st = Images(v1, {{300, 0}, {200, 0}}, &ids);
+  EXPECT_EQ(st.code(), Status::kCorruption);
+  EXPECT_NE(st.message().find("written under the layout version at LSN 0/12C seq 0"),
+            std::string::npos)
+      << st.message();
+  EXPECT_EQ(ids, std::vector<std::string>{"1"});  // nothing of the wrong layout
+}
+
+TEST_F(RowImagesTest, RefusesAMissingOrDoubledFinalImage) {
+  const pb::Relation v1 = Layout(100, 0, /*keyed=*/true);
+  PutLayout(v1);
+  PutInsert(200, 0, Row({"1", "a"}), 100, 0);
+  std::vector<std::string> ids;
+  Status missing = Images(v1, {{200, 0}, {200, 1}}, &ids);
+  EXPECT_EQ(missing.code(), Status::kCorruption);
+  EXPECT_NE(missing.message().find("change 1 of transaction at 0/C8 is missing"),
+            std::string::npos)
+      << missing.message();
+  Status doubled = Images(v1, {{200, 0}, {200, 0}}, &ids);
+  EXPECT_EQ(doubled.code(), Status::kCorruption);
+  EXPECT_NE(doubled.message().find("two rows"), std::string::npos) << doubled.message();
+}
+
+TEST_F(RowImagesTest, FindsTheLayoutInForceAndLayoutChangesBetweenTwoPositions) {
+  PutLayout(Layout(100, 0, /*keyed=*/true));
+  PutLayout(Layout(300, 2, /*keyed=*/false));  // REPLICA IDENTITY FULL
+  pb::Relation same_again = Layout(400, 0, /*keyed=*/false);
+  PutLayout(same_again);
+  auto history = LayoutHistory::Load(store_.get(), kRelid);
+  ASSERT_TRUE(history.ok());
+  EXPECT_EQ(history->At({99, 0}), nullptr);
+  EXPECT_EQ(history->At({300, 1})->lsn(), 100u);
+  EXPECT_EQ(history->At({300, 2})->lsn(), 300u);
+  EXPECT_TRUE(history->OneLayoutBetween({100, 0}, {300, 1}));
+  EXPECT_FALSE(history->OneLayoutBetween({200, 0}, {300, 2}));
+  // A version with the same row layout is no change.
+  EXPECT_TRUE(history->OneLayoutBetween({300, 2}, {500, 0}));
+}
+
+TEST_F(RowImagesTest, DecodesARowKeyOnlyWithTheLayoutItWasWrittenUnder) {
+  const pb::Relation multiset = Layout(100, 0, /*keyed=*/false, /*columns=*/2);
+  const pb::Relation keyed = Layout(100, 0, /*keyed=*/true, /*columns=*/2);
+  std::string rowkey;
+  ASSERT_TRUE(AppendTupleRowKey(&rowkey, multiset, Row({"7", "seven"})).ok());
+  pb::Tuple row;
+  ASSERT_TRUE(RowKeyValues(multiset, rowkey, &row).ok());
+  EXPECT_EQ(row.kinds(), "tt");
+  EXPECT_EQ(row.values(1), "seven");
+  // Under the keyed layout the rowkey would be the key column only.
+  Status st = RowKeyValues(keyed, rowkey, &row);
+  EXPECT_EQ(st.code(), Status::kCorruption);
+  EXPECT_NE(st.message().find("written under another layout"), std::string::npos) << st.message();
+  EXPECT_EQ(CheckRowOp(keyed, static_cast<char>(keys::RowOp::kAddOne)).code(),
+            Status::kCorruption);
+  EXPECT_TRUE(CheckRowOp(keyed, static_cast<char>(keys::RowOp::kDelete)).ok());
+}
+
+}  // namespace
+}  // namespace pgtrail

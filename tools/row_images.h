@@ -1,0 +1,118 @@
+// Reading rows for a restore without materialising them: a cursor over one
+// table's row-index entries, the layout versions of one table, and the final
+// images of keyed rows fetched in LSN order.
+//
+// The row index says which change holds each key's final image; fetching
+// those changes one point lookup at a time in rowkey order costs a seek each,
+// so callers collect the positions (16 bytes each) and read them sorted with
+// one forward iterator over the change family.
+#ifndef PGTRAIL_TOOLS_ROW_IMAGES_H_
+#define PGTRAIL_TOOLS_ROW_IMAGES_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "proto/pgtrail.pb.h"
+#include "storage/status.h"
+#include "storage/store.h"
+
+namespace rocksdb {
+class Iterator;
+}  // namespace rocksdb
+
+namespace pgtrail {
+
+// A place in the stream: (commit LSN, seq), the key of a change.
+struct Position {
+  uint64_t lsn = 0;
+  uint32_t seq = 0;
+  bool operator<(const Position& o) const { return lsn != o.lsn ? lsn < o.lsn : seq < o.seq; }
+  bool operator==(const Position& o) const { return lsn == o.lsn && seq == o.seq; }
+  bool operator<=(const Position& o) const { return !(o < *this); }
+};
+
+// A cursor over one table's row-index entries: by rowkey, then position.
+class RowIdxCursor {
+ public:
+  // REQUIRES: store outlives the cursor.
+  RowIdxCursor(Store* store, uint32_t relid);
+  ~RowIdxCursor();
+  RowIdxCursor(const RowIdxCursor&) = delete;
+  RowIdxCursor& operator=(const RowIdxCursor&) = delete;
+
+  bool done() const { return done_; }
+  // Valid until Next().
+  std::string_view rowkey() const { return rowkey_; }
+  Position position() const { return {lsn_, seq_}; }
+  uint64_t lsn() const { return lsn_; }
+  uint32_t seq() const { return seq_; }
+  char op() const { return op_; }
+  void Next();
+  // Check after done(): a read error or a malformed entry ends the cursor.
+  Status status() const { return status_; }
+
+ private:
+  void Settle();
+
+  std::unique_ptr<rocksdb::Iterator> it_;
+  std::string prefix_;
+  bool done_ = false;
+  std::string_view rowkey_;
+  uint64_t lsn_ = 0;
+  uint32_t seq_ = 0;
+  char op_ = 0;
+  Status status_;
+};
+
+// The values a rowkey holds under rel, as a tuple (text or NULL), into *out
+// (its storage is reused): every column of a multiset (the whole row), the
+// key columns of a keyed table, in column order. Fails with kCorruption
+// unless the rowkey holds exactly those columns: a rowkey written under
+// another layout is never read as if it were this one.
+Status RowKeyValues(const pb::Relation& rel, std::string_view rowkey, pb::Tuple* out);
+
+// Keyed tables have upserts and deletes in the row index, multisets
+// additions and removals: an entry of the other kind was written under
+// another layout (kCorruption), and its rowkey cannot be read with this one.
+Status CheckRowOp(const pb::Relation& layout, char op);
+
+// True if rows written under a and b have the same columns and the same
+// rowkeys: names, types, key columns and replica identity.
+bool SameRowLayout(const pb::Relation& a, const pb::Relation& b);
+
+// Every layout version of one table, in position order.
+class LayoutHistory {
+ public:
+  static Result<LayoutHistory> Load(Store* store, uint32_t relid);
+
+  uint32_t relid() const { return relid_; }
+  // The version in force at pos (the newest taking effect at or before it);
+  // nullptr if none.
+  const pb::Relation* At(Position pos) const;
+  // True if every version taking effect in (first, last] has the same row
+  // layout as the one in force at first: every row-index entry between
+  // them was then written under that one layout.
+  bool OneLayoutBetween(Position first, Position last) const;
+
+ private:
+  uint32_t relid_ = 0;
+  std::vector<std::pair<Position, pb::Relation>> versions_;
+};
+
+// Calls emit(new_tuple) for the change at each of `positions` (sorted here;
+// the final images of keyed rows of `layout`'s table), reading them in LSN
+// order with one iterator. Fails with kCorruption if a change is missing,
+// is not an INSERT or UPDATE of that table, appears twice, or was written
+// under a layout other than `layout` (its rows would go in the wrong columns).
+Status ForEachFinalImage(Store* store, const pb::Relation& layout, const LayoutHistory& history,
+                         std::vector<Position> positions,
+                         const std::function<Status(const pb::Tuple&)>& emit);
+
+}  // namespace pgtrail
+
+#endif  // PGTRAIL_TOOLS_ROW_IMAGES_H_
