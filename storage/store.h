@@ -18,6 +18,8 @@
 #ifndef PGTRAIL_STORAGE_STORE_H_
 #define PGTRAIL_STORAGE_STORE_H_
 
+#include <rocksdb/slice.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -202,6 +204,10 @@ class ChangeReader {
   std::string chunk_;
   std::vector<std::string_view> parts_;
 };
+
+inline std::string_view ToView(const rocksdb::Slice& s) {
+  return std::string_view(s.data(), s.size());
+}
 
 // Parses a stored protobuf value, turning failure into kCorruption naming `what`.
 template <typename Message>

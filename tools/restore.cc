@@ -29,8 +29,6 @@
 namespace pgtrail {
 namespace {
 
-std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
-
 
 bool MatchesTable(const std::string& wanted, const pb::Relation& rel) {
   if (wanted == TableName(rel)) return true;

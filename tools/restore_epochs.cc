@@ -31,8 +31,6 @@
 namespace pgtrail {
 namespace {
 
-std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
-
 // The changes of one epoch: positions in [from, to).
 struct Window {
   Position from;

@@ -11,8 +11,6 @@
 namespace pgtrail {
 namespace {
 
-std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
-
 std::string DescribePosition(Position pos) {
   return "change " + std::to_string(pos.seq) + " of transaction at " + FormatLsn(pos.lsn);
 }
