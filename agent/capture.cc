@@ -71,6 +71,8 @@ void Capture::ResetStream() {
   // mixed in; a partial one would be resent, so start the batch over.
   if (txn_.has_value()) {
     batch_.Clear();
+    rowidx_.clear();
+    rowidx_entries_.clear();
     chunk_.clear();
     chunk_count_ = 0;
     pending_txns_ = 0;
@@ -225,9 +227,8 @@ Result<std::optional<pb::Tuple>> Capture::PreviousImage(uint32_t relid, const st
   // copy of every row image instead cost ~10% of the capture's time.
   // Written entries are safe without a sync: the resume LSN is not among
   // them, and a transaction the server resends is rewritten identically.
-  if (batch_.Count() > 0) {
-    RETURN_IF_ERROR(store_->Write(&batch_, /*sync=*/false));
-    batch_.Clear();
+  if (batch_.Count() > 0 || !rowidx_entries_.empty()) {
+    RETURN_IF_ERROR(WriteBatch(/*sync=*/false));
     unsynced_ = true;
   }
   return store_->PreviousImage(
@@ -302,10 +303,35 @@ Status Capture::ResolveUnchanged(const pb::Relation& rel, const pb::Tuple* old_t
 
 void Capture::PutRowIndex(uint32_t relid, const std::string& rowkey, uint32_t seq,
                           keys::RowOp op) {
-  rowidx_key_.clear();
-  keys::AppendRowIdxKey(&rowidx_key_, relid, rowkey, txn_->commit_lsn, seq);
-  const char value = static_cast<char>(op);
-  batch_.Put(store_->cf(Family::kRowIdx), rowidx_key_, rocksdb::Slice(&value, 1));
+  const size_t offset = rowidx_.size();
+  keys::AppendRowIdxKey(&rowidx_, relid, rowkey, txn_->commit_lsn, seq);
+  rowidx_.push_back(static_cast<char>(op));
+  rowidx_entries_.emplace_back(static_cast<uint32_t>(offset),
+                               static_cast<uint32_t>(rowidx_.size() - offset));
+}
+
+void Capture::SortRowIndexIntoBatch() {
+  if (rowidx_entries_.empty()) return;
+  const char* base = rowidx_.data();
+  auto key = [base](const std::pair<uint32_t, uint32_t>& e) {
+    return std::string_view(base + e.first, e.second - 1);
+  };
+  // Keys are unique (they end in the change's position); stable anyway.
+  std::stable_sort(rowidx_entries_.begin(), rowidx_entries_.end(),
+                   [&](const auto& a, const auto& b) { return key(a) < key(b); });
+  for (const auto& e : rowidx_entries_) {
+    batch_.Put(store_->cf(Family::kRowIdx), rocksdb::Slice(base + e.first, e.second - 1),
+               rocksdb::Slice(base + e.first + e.second - 1, 1));
+  }
+  rowidx_.clear();
+  rowidx_entries_.clear();
+}
+
+Status Capture::WriteBatch(bool sync) {
+  SortRowIndexIntoBatch();
+  RETURN_IF_ERROR(store_->Write(&batch_, sync));
+  batch_.Clear();
+  return Status::OK();
 }
 
 Status Capture::PutChange(uint32_t seq, const pb::Change& change) {
@@ -328,7 +354,7 @@ void Capture::CloseChunk() {
 }
 
 Status Capture::MaybeSpill() {
-  if (batch_.GetDataSize() < kSpillBytes) return Status::OK();
+  if (pending_bytes() < kSpillBytes) return Status::OK();
   // Complete transactions become durable with their resume LSN; the open
   // transaction's entries so far ride along, invisible without a header.
   return Flush();
@@ -486,16 +512,15 @@ Status Capture::OnLogicalMessage(const pgoutput::LogicalMessage& msg) {
 }
 
 Status Capture::Flush() {
-  if (batch_.Count() == 0 && !unsynced_) return Status::OK();
+  if (batch_.Count() == 0 && rowidx_entries_.empty() && !unsynced_) return Status::OK();
   pb::StoreMeta meta = meta_;
   meta.set_resume_lsn(received_lsn_);
   batch_.Put(store_->cf(Family::kMeta), keys::kMetaKey, meta.SerializeAsString());
   // A synced write syncs the write-ahead log up to it, so earlier unsynced
   // writes become durable with it.
-  RETURN_IF_ERROR(store_->Write(&batch_, /*sync=*/true));
+  RETURN_IF_ERROR(WriteBatch(/*sync=*/true));
   meta_ = meta;
   durable_lsn_ = received_lsn_;
-  batch_.Clear();
   unsynced_ = false;
   pending_txns_ = 0;
   stats_.flushes++;

@@ -164,12 +164,16 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, bool read_on
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   // Families keyed by commit LSN (or the running maximum of commit times)
   // receive their keys in ascending order: a memtable insert starts from the
-  // previous one's position instead of searching the skip list.
+  // previous one's position (per 4-byte key prefix) instead of searching the
+  // skip list from the top.
   std::shared_ptr<const rocksdb::SliceTransform> ascending(rocksdb::NewFixedPrefixTransform(4));
   for (size_t i = 0; i < std::size(kFamilyNames); i++) {
     rocksdb::ColumnFamilyOptions family_options(options);
     const Family f = static_cast<Family>(i);
-    if (f == Family::kTxn || f == Family::kChange || f == Family::kTime || f == Family::kDdl) {
+    if (f == Family::kTxn || f == Family::kChange || f == Family::kTime || f == Family::kDdl ||
+        f == Family::kRowIdx) {
+      // The row index is not LSN-ordered, but the capture writes each batch
+      // of it sorted (Capture::SortRowIndexIntoBatch); its prefix is the relid.
       family_options.memtable_insert_with_hint_prefix_extractor = ascending;
     }
     descriptors.emplace_back(kFamilyNames[i], family_options);
