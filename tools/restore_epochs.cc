@@ -475,6 +475,41 @@ Status LoadIntoEmpty(PgConn* conn, EpochRows* rows) {
   return Status::OK();
 }
 
+// True if an epoch's new images of a keyed table may update rows in place
+// (0.65 s against 1.03 s to delete and insert again 100,000 of 1,000,000
+// rows). Not when the table has no column besides its key, nor when a
+// non-key column is GENERATED ALWAYS AS IDENTITY (UPDATE cannot set it),
+// nor when a unique or exclusion index other than the key's could see a
+// duplicate in mid-statement (two rows swapping unique values): deleting
+// every changed row first never can.
+Result<bool> CanUpdateInPlace(PgConn* conn, const pb::Relation& rel) {
+  bool non_key = false;
+  for (const pb::Column& c : rel.columns()) non_key = non_key || !c.key();
+  if (!non_key) return false;
+  ASSIGN_OR_RETURN(
+      PgResult r,
+      conn->QueryParams(
+          "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_index i"
+          "   WHERE i.indrelid = c.oid AND (i.indisunique OR i.indisexclusion)"
+          "   AND NOT i.indisreplident AND NOT (i.indisprimary AND c.relreplident = 'd'))"
+          " FROM pg_catalog.pg_class c WHERE c.oid = $1::regclass",
+          {TableSql(rel)}));
+  if (r.rows() != 1 || r.Get(0, 0) != "t") return false;
+  // An identity column that is part of the key is never set by the UPDATE.
+  ASSIGN_OR_RETURN(
+      PgResult ids,
+      conn->QueryParams("SELECT a.attname FROM pg_catalog.pg_attribute a"
+                        " WHERE a.attrelid = $1::regclass AND a.attnum > 0"
+                        " AND NOT a.attisdropped AND a.attidentity = 'a'",
+                        {TableSql(rel)}));
+  for (int i = 0; i < ids.rows(); i++) {
+    for (const pb::Column& c : rel.columns()) {
+      if (!c.key() && c.name() == ids.GetString(i, 0)) return false;
+    }
+  }
+  return true;
+}
+
 Status ApplyKeyed(PgConn* conn, EpochRows* rows) {
   const pb::Relation& rel = rows->layout();
   const std::vector<std::string> columns = ColumnNames(rel);
@@ -507,6 +542,26 @@ Status ApplyKeyed(PgConn* conn, EpochRows* rows) {
   if (gone.rows() > 0) {
     RETURN_IF_ERROR(
         conn->Exec("DELETE FROM ONLY " + TableSql(rel) + " t USING pgtrail_gone s WHERE " + on));
+  }
+  ASSIGN_OR_RETURN(bool in_place, CanUpdateInPlace(conn, rel));
+  if (in_place) {
+    // Rows whose key is there are updated, the others inserted, in one
+    // statement: the INSERT skips the keys the UPDATE returned.
+    std::vector<std::string> sets, returned, s_columns;
+    for (const pb::Column& c : rel.columns()) {
+      const std::string name = QuoteIdent(c.name());
+      if (!c.key()) sets.push_back(name + " = s." + name);
+      s_columns.push_back("s." + name);
+    }
+    for (const std::string& k : key_columns) returned.push_back("u." + k + " = s." + k);
+    RETURN_IF_ERROR(conn->Exec(
+        "WITH u AS (UPDATE ONLY " + TableSql(rel) + " t SET " + Join(sets, ", ") +
+        " FROM pgtrail_up s WHERE " + on + " RETURNING " + Join(key_columns, ", ", "t.") +
+        ") INSERT INTO " + TableSql(rel) + " (" + Join(columns, ", ") +
+        ") OVERRIDING SYSTEM VALUE SELECT " + Join(s_columns, ", ") +
+        " FROM pgtrail_up s WHERE NOT EXISTS (SELECT FROM u WHERE " + Join(returned, " AND ") +
+        ")"));
+    return conn->Exec("DROP TABLE pgtrail_up, pgtrail_gone");
   }
   RETURN_IF_ERROR(conn->Exec("DELETE FROM ONLY " + TableSql(rel) + " t USING pgtrail_up s WHERE " + on));
   RETURN_IF_ERROR(conn->Exec("INSERT INTO " + TableSql(rel) + " (" + Join(columns, ", ") +

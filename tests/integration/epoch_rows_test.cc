@@ -138,6 +138,37 @@ TEST(EpochRowsTest, RebuildsTheIndexesOfATableLoadedAfterASchemaChangeExactly) {
             source.cluster().Query(RecordedSource::kSourceDb, constraints_sql));
 }
 
+// A non-empty table's changed rows are updated in place when that is safe
+// (CanUpdateInPlace), else deleted and inserted again: two rows that swap
+// the values of a UNIQUE column would collide in one UPDATE, and a non-key
+// GENERATED ALWAYS identity column cannot be set by UPDATE.
+TEST(EpochRowsTest, AppliesUpdatesInPlaceOnlyWhereThatIsSafe) {
+  RecordedSource source;
+  ASSERT_OK(source.Start(
+      "CREATE TABLE plain (id int PRIMARY KEY, v text, n int);"
+      "INSERT INTO plain SELECT g, 'v' || g, g FROM generate_series(1, 20) g;"
+      "CREATE TABLE uniq (id int PRIMARY KEY, email text UNIQUE, n int);"
+      "INSERT INTO uniq VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3);"
+      "CREATE TABLE ident (code text PRIMARY KEY, seq int GENERATED ALWAYS AS IDENTITY, v text);"
+      "INSERT INTO ident (code, v) VALUES ('x', 'one'), ('y', 'two');"));
+  ASSERT_OK(source.StartAgent());
+  RecordAndRestoreEveryInstant(
+      &source, "inplace",
+      {{"snapshot only", ""},
+       {"a schema change", "ALTER TABLE plain ADD COLUMN note text"},
+       {"updates, inserts, deletes",
+        "UPDATE plain SET v = 'changed', note = 'n' WHERE id <= 5;"
+        "INSERT INTO plain VALUES (21, 'new', 21, NULL), (22, NULL, NULL, 'x');"
+        "DELETE FROM plain WHERE id IN (6, 7);"
+        "UPDATE plain SET id = 7 WHERE id = 8;"
+        "UPDATE uniq SET email = 'tmp' WHERE id = 1;"
+        "UPDATE uniq SET email = 'a' WHERE id = 2;"
+        "UPDATE uniq SET email = 'b', n = 10 WHERE id = 1;"
+        "INSERT INTO uniq VALUES (4, 'c2', 4);"
+        "UPDATE ident SET v = 'uno' WHERE code = 'x';"
+        "INSERT INTO ident (code, v) VALUES ('z', 'three');"}});
+}
+
 TEST(EpochRowsTest, KeepsDuplicateRowsOfAKeylessTableAcrossAddPrimaryKey) {
   RecordedSource source;
   ASSERT_OK(source.Start(
