@@ -21,11 +21,6 @@
 namespace pgtrail {
 namespace {
 
-int64_t UnixNowUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 using Clock = std::chrono::steady_clock;
 
@@ -190,8 +185,10 @@ class Agent {
     return capture_->Init();
   }
 
-  Status Flush() {
-    RETURN_IF_ERROR(capture_->Flush());
+  // more_coming: the stream has more right now (the group hit a size or
+  // time limit): while catching up, the group is written unlogged.
+  Status Flush(bool more_coming = false) {
+    RETURN_IF_ERROR(capture_->Flush(/*unlogged=*/more_coming && CatchingUp()));
     if (capture_->durable_lsn() > reported_) reported_ = capture_->durable_lsn();
     RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()), reported_,
                                         false));
@@ -201,7 +198,7 @@ class Agent {
 
   // The last commit received is over a second old: a backlog is drained.
   bool CatchingUp() const {
-    return UnixNowUs() - capture_->meta().last_commit_time_us() > 1000000;
+    return NowUnixUs() - capture_->meta().last_commit_time_us() > 1000000;
   }
 
   // A clean stop keeps what the server has already sent: ask for a
@@ -265,7 +262,9 @@ class Agent {
           // A large transaction spilled its batch, and with it every complete
           // transaction before it: the slot may move on now, not at the end
           // of the group (which, in a backlog of large transactions, would
-          // be the end of the backlog).
+          // be the end of the backlog). Unlogged groups become durable as
+          // RocksDB flushes them.
+          capture_->PollDurable();
           if (capture_->durable_lsn() > reported_) {
             reported_ = capture_->durable_lsn();
             RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()),
@@ -304,12 +303,14 @@ class Agent {
       auto ms_since = [&now](Clock::time_point t) {
         return std::chrono::duration_cast<std::chrono::milliseconds>(now - t).count();
       };
-      if (capture_->pending_txns() > 0 &&
-          (frame.kind == StreamFrame::kNone ||
-           capture_->pending_txns() >= options_.max_group_txns ||
-           capture_->pending_bytes() >= options_.max_group_bytes ||
-           ms_since(group_start) >= options_.max_group_delay_ms)) {
-        RETURN_IF_ERROR(Flush());
+      if ((capture_->pending_txns() > 0 &&
+           (frame.kind == StreamFrame::kNone ||
+            capture_->pending_txns() >= options_.max_group_txns ||
+            capture_->pending_bytes() >= options_.max_group_bytes ||
+            ms_since(group_start) >= options_.max_group_delay_ms)) ||
+          (frame.kind == StreamFrame::kNone && capture_->unlogged())) {
+        // Dry: everything goes durable now (unlogged groups by a flush).
+        RETURN_IF_ERROR(Flush(/*more_coming=*/frame.kind != StreamFrame::kNone));
       }
       if (ms_since(last_status_) >= options_.status_interval_ms) {
         RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()),

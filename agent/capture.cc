@@ -58,6 +58,7 @@ Capture::Capture(Store* store) : store_(store) {}
 
 Status Capture::Init() {
   ASSIGN_OR_RETURN(meta_, store_->ReadMeta());
+  durable_meta_ = meta_;
   durable_lsn_ = meta_.resume_lsn();
   received_lsn_ = durable_lsn_;
   // The newest stored layout of each relation, to store only real changes.
@@ -77,9 +78,10 @@ void Capture::ResetStream() {
     chunk_count_ = 0;
     pending_txns_ = 0;
     received_lsn_ = durable_lsn_;
-    // Counters in meta_ advanced by the dropped transactions are reloaded.
-    auto meta = store_->ReadMeta();
-    if (meta.ok()) meta_ = std::move(meta).value();
+    // Counters in meta_ advanced by the dropped transactions go back to
+    // the durable ones: the server resends from there, and each resent
+    // transaction is rewritten with the values it had.
+    meta_ = durable_meta_;
     auto rels = store_->RelationsAt(UINT64_MAX);
     if (rels.ok()) {
       stored_layout_.clear();
@@ -229,7 +231,7 @@ Result<std::optional<pb::Tuple>> Capture::PreviousImage(uint32_t relid, const st
   // them, and a transaction the server resends is rewritten identically.
   if (batch_.Count() > 0 || !rowidx_entries_.empty()) {
     RETURN_IF_ERROR(WriteBatch(/*sync=*/false));
-    unsynced_ = true;
+    if (!unlogged_mode_) unsynced_ = true;
   }
   return store_->PreviousImage(
       relid, rowkey, txn_->commit_lsn, seq,
@@ -327,9 +329,15 @@ void Capture::SortRowIndexIntoBatch() {
   rowidx_entries_.clear();
 }
 
-Status Capture::WriteBatch(bool sync) {
+Status Capture::WriteBatch(bool sync, uint64_t* last_seqno) {
   SortRowIndexIntoBatch();
-  RETURN_IF_ERROR(store_->Write(&batch_, sync));
+  uint64_t last = 0;
+  if (unlogged_mode_) {
+    RETURN_IF_ERROR(store_->WriteUnlogged(&batch_, &last));
+  } else {
+    RETURN_IF_ERROR(store_->Write(&batch_, sync));
+  }
+  if (last_seqno != nullptr) *last_seqno = last;
   batch_.Clear();
   return Status::OK();
 }
@@ -357,7 +365,10 @@ Status Capture::MaybeSpill() {
   if (pending_bytes() < kSpillBytes) return Status::OK();
   // Complete transactions become durable with their resume LSN; the open
   // transaction's entries so far ride along, invisible without a header.
-  return Flush();
+  // A transaction that committed over a second ago is part of a backlog:
+  // its spills go unlogged, like the groups of one (see Flush).
+  const bool behind = txn_ && NowUnixUs() - txn_->commit_time_us > 1000000;
+  return Flush(unlogged_mode_ || behind);
 }
 
 Status Capture::OnInsert(const pgoutput::Insert& ins) {
@@ -511,19 +522,65 @@ Status Capture::OnLogicalMessage(const pgoutput::LogicalMessage& msg) {
   return PutChange(seq, change);
 }
 
-Status Capture::Flush() {
+Status Capture::Flush(bool unlogged) {
+  if (!unlogged && unlogged_mode_) RETURN_IF_ERROR(LeaveUnlogged());
   if (batch_.Count() == 0 && rowidx_entries_.empty() && !unsynced_) return Status::OK();
   pb::StoreMeta meta = meta_;
   meta.set_resume_lsn(received_lsn_);
+  const uint32_t meta_index = batch_.Count();
   batch_.Put(store_->cf(Family::kMeta), keys::kMetaKey, meta.SerializeAsString());
+  if (unlogged) {
+    if (!unlogged_mode_) {
+      spdlog::info("catching up: batches go to the store unlogged and become durable as it "
+                   "flushes them");
+    }
+    unlogged_mode_ = true;
+    SortRowIndexIntoBatch();
+    const uint32_t count = batch_.Count();
+    uint64_t last = 0;
+    RETURN_IF_ERROR(WriteBatch(/*sync=*/false, &last));
+    not_yet_durable_.push_back({last - count + 1 + meta_index, received_lsn_, meta});
+    meta_ = meta;
+    pending_txns_ = 0;
+    stats_.flushes++;
+    PollDurable();
+    return Status::OK();
+  }
   // A synced write syncs the write-ahead log up to it, so earlier unsynced
   // writes become durable with it.
   RETURN_IF_ERROR(WriteBatch(/*sync=*/true));
   meta_ = meta;
+  durable_meta_ = meta;
   durable_lsn_ = received_lsn_;
   unsynced_ = false;
   pending_txns_ = 0;
   stats_.flushes++;
+  return Status::OK();
+}
+
+void Capture::PollDurable() {
+  if (not_yet_durable_.empty()) return;
+  const uint64_t flushed = store_->FlushedMetaSeqno();
+  while (!not_yet_durable_.empty() && not_yet_durable_.front().meta_seqno <= flushed) {
+    durable_lsn_ = not_yet_durable_.front().resume_lsn;
+    durable_meta_ = std::move(not_yet_durable_.front().meta);
+    not_yet_durable_.pop_front();
+  }
+}
+
+Status Capture::LeaveUnlogged() {
+  // Everything written so far goes to table files before the next logged
+  // write, which a crash could otherwise keep without the unlogged ones
+  // before it.
+  RETURN_IF_ERROR(store_->FlushMemtables());
+  spdlog::info("caught up: batches go to the store through its write-ahead log again");
+  if (!not_yet_durable_.empty()) {
+    durable_lsn_ = not_yet_durable_.back().resume_lsn;
+    durable_meta_ = std::move(not_yet_durable_.back().meta);
+    not_yet_durable_.clear();
+  }
+  unlogged_mode_ = false;
+  unsynced_ = false;  // the flush covered the unsynced writes, too
   return Status::OK();
 }
 

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <deque>
 #include <optional>
 #include <set>
 #include <string>
@@ -53,9 +54,22 @@ class Capture {
 
   // Writes the pending transactions and the new resume LSN in one synced
   // batch. After it returns OK, durable_lsn() may be reported to the server.
-  Status Flush();
+  //
+  // unlogged (while catching up on a backlog): the batch goes to the
+  // memtables without RocksDB's write-ahead log, which cost a quarter of
+  // the capture thread's time (a second copy of every byte, software
+  // CRC32C, fsync). The source's WAL, held by the slot until we confirm,
+  // is the log: durable_lsn() advances when a flush of the memtables
+  // (atomic across families) has written the batch to table files; see
+  // PollDurable. A logged Flush after unlogged ones first flushes the
+  // memtables, so no logged write ever follows an unlogged one unflushed.
+  Status Flush(bool unlogged = false);
+  // Advances durable_lsn() over unlogged batches the store has flushed.
+  void PollDurable();
 
   bool in_transaction() const { return txn_.has_value(); }
+  // Unlogged batches may not be in table files yet (see Flush).
+  bool unlogged() const { return unlogged_mode_; }
   // Complete transactions waiting for Flush().
   size_t pending_txns() const { return pending_txns_; }
   size_t pending_bytes() const { return batch_.GetDataSize() + rowidx_.size(); }
@@ -107,8 +121,9 @@ class Capture {
   void CloseChunk();
   // Moves the pending row-index entries into batch_, sorted by key.
   void SortRowIndexIntoBatch();
-  // Writes batch_ (row index included) to the store.
-  Status WriteBatch(bool sync);
+  // Writes batch_ (row index included) to the store, unlogged in unlogged
+  // mode; *last_seqno (if given) is the batch's last sequence number.
+  Status WriteBatch(bool sync, uint64_t* last_seqno = nullptr);
   // The open chunk's change at (lsn, seq), for PreviousImage.
   Status PendingChange(uint64_t lsn, uint32_t seq, pb::Change* out, bool* found);
   Status MaybeSpill();
@@ -138,6 +153,17 @@ class Capture {
   // batch_ was written to the store without a sync since the last Flush
   // (to look up a previous image): the next Flush must sync.
   bool unsynced_ = false;
+  // Unlogged batches not yet known to be flushed, oldest first: the
+  // sequence number of each batch's meta entry, its resume LSN and meta.
+  struct NotYetDurable {
+    uint64_t meta_seqno = 0;
+    uint64_t resume_lsn = 0;
+    pb::StoreMeta meta;
+  };
+  std::deque<NotYetDurable> not_yet_durable_;
+  bool unlogged_mode_ = false;  // unlogged writes may be unflushed
+  pb::StoreMeta durable_meta_;  // meta as of durable_lsn_
+  Status LeaveUnlogged();
   // The open transaction's changes not yet in batch_: whole chunks go in,
   // so their keys do not depend on when the batch is written.
   std::string chunk_;

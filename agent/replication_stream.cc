@@ -308,9 +308,7 @@ Status ReplicationStream::SendStatus(uint64_t received, uint64_t flushed, bool r
   AppendU64BE(&msg, received);
   AppendU64BE(&msg, flushed);
   AppendU64BE(&msg, flushed);
-  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+  const int64_t now_us = NowUnixUs();
   AppendU64BE(&msg, static_cast<uint64_t>(now_us - kPgEpochOffsetUs));
   AppendU8(&msg, reply_requested ? 1 : 0);
   if (!receiver_.joinable()) return Status::FailedPrecondition("the stream is not started");

@@ -248,4 +248,10 @@ std::string FormatTimestampUtc(int64_t unix_us) {
   return buf;
 }
 
+int64_t NowUnixUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace pgtrail

@@ -27,6 +27,9 @@ Result<int64_t> ParseTimestamp(std::string_view text);
 // "2026-11-21 14:03:07.123456+00" (microseconds always shown, UTC).
 std::string FormatTimestampUtc(int64_t unix_us);
 
+// The current time, µs since the Unix epoch.
+int64_t NowUnixUs();
+
 // Converts PostgreSQL-epoch microseconds (since 2000-01-01 UTC) to Unix µs.
 inline constexpr int64_t kPgEpochOffsetUs = 946684800000000LL;
 inline int64_t PgTimeToUnixUs(int64_t pg_us) { return pg_us + kPgEpochOffsetUs; }

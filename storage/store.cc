@@ -1,6 +1,7 @@
 #include "storage/store.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
@@ -11,12 +12,14 @@
 #include <cerrno>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <system_error>
 
 #include "storage/coding.h"
+#include "storage/pg_time.h"
 
 namespace pgtrail {
 namespace {
@@ -82,12 +85,6 @@ void RemoveStaleScratchDirs() {
   }
 }
 
-int64_t NowUnixUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 bool IsMultiset(const pb::Relation& rel) {
@@ -120,6 +117,20 @@ Status AppendTupleRowKey(std::string* dst, const pb::Relation& rel, const pb::Tu
   }
   return Status::OK();
 }
+
+// Remembers the newest meta-family sequence number that reached a table
+// file. Called on RocksDB's flush thread once the flush is installed.
+class Store::FlushTracker : public rocksdb::EventListener {
+ public:
+  void OnFlushCompleted(rocksdb::DB*, const rocksdb::FlushJobInfo& info) override {
+    if (info.cf_name != rocksdb::kDefaultColumnFamilyName) return;
+    uint64_t seen = flushed_meta_seqno.load();
+    while (info.largest_seqno > seen &&
+           !flushed_meta_seqno.compare_exchange_weak(seen, info.largest_seqno)) {
+    }
+  }
+  std::atomic<uint64_t> flushed_meta_seqno{0};
+};
 
 Result<std::unique_ptr<Store>> Store::OpenForWrite(const std::string& path, bool create) {
   return Open(path, /*read_only=*/false, create);
@@ -161,6 +172,13 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, bool read_on
 
   rocksdb::Options options = BaseOptions();
   options.create_if_missing = fresh;
+  if (!read_only) {
+    // All families flush together, so unlogged writes (WriteUnlogged)
+    // survive a crash as a consistent prefix or not at all.
+    options.atomic_flush = true;
+    store->flushes_ = std::make_shared<FlushTracker>();
+    options.listeners.push_back(store->flushes_);
+  }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   // Families keyed by commit LSN (or the running maximum of commit times)
   // receive their keys in ascending order: a memtable insert starts from the
@@ -281,6 +299,18 @@ Status Store::Write(rocksdb::WriteBatch* batch, bool sync) {
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   return FromRocks(db_->Write(wo, batch), "store write failed");
+}
+
+Status Store::WriteUnlogged(rocksdb::WriteBatch* batch, uint64_t* last_seqno) {
+  rocksdb::WriteOptions wo;
+  wo.disableWAL = true;
+  RETURN_IF_ERROR(FromRocks(db_->Write(wo, batch), "store write failed"));
+  *last_seqno = db_->GetLatestSequenceNumber();  // one writer: this batch's end
+  return Status::OK();
+}
+
+uint64_t Store::FlushedMetaSeqno() const {
+  return flushes_ ? flushes_->flushed_meta_seqno.load() : 0;
 }
 
 Result<std::optional<std::string>> Store::Get(Family family, std::string_view key) {

@@ -153,6 +153,16 @@ class Store {
   Status FlushMemtables();
   // Writes a batch atomically; with sync it is durable on return.
   Status Write(rocksdb::WriteBatch* batch, bool sync);
+  // Writes a batch atomically without the write-ahead log: it becomes
+  // durable only when the memtables holding it are flushed, which the store
+  // does for all families at once (atomic_flush), so what survives a crash
+  // is always a prefix of the writes. Sets *last_seqno to the sequence
+  // number of the batch's last entry. A writer that mixes both kinds must
+  // call FlushMemtables before its next logged write.
+  Status WriteUnlogged(rocksdb::WriteBatch* batch, uint64_t* last_seqno);
+  // Sequence number of the newest meta-family entry in a flushed table
+  // file: every write up to it is durable (atomic flush). 0 before any flush.
+  uint64_t FlushedMetaSeqno() const;
   // Reads one value; nullopt if absent.
   Result<std::optional<std::string>> Get(Family family, std::string_view key);
 
@@ -161,8 +171,11 @@ class Store {
   static Result<std::unique_ptr<Store>> Open(const std::string& path, bool read_only,
                                              bool create);
 
+  class FlushTracker;
+
   std::string path_;
   std::string secondary_path_;  // readers only: scratch dir, removed on close
+  std::shared_ptr<FlushTracker> flushes_;  // writers only
   bool read_only_ = false;
   rocksdb::DB* db_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;

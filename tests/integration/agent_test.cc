@@ -405,6 +405,8 @@ TEST_F(AgentTest, KillWithAFullReadAheadQueueLosesAndRepeatsNothing) {
                                      std::to_string(first + kRowsPerTxn - 1) + ") g"));
     txn_ends.push_back(cluster_.CurrentWalLsn(kDb));
   }
+  // Over a second old when it arrives: the agent catches up unlogged.
+  std::this_thread::sleep_for(milliseconds(1100));
 
   StartAgentAndWaitStreaming();
   // Kill as soon as the first transaction is durable: the others are being
@@ -412,6 +414,8 @@ TEST_F(AgentTest, KillWithAFullReadAheadQueueLosesAndRepeatsNothing) {
   ASSERT_TRUE(cluster_.WaitForSlotCatchUp(kSlot, txn_ends[0], seconds(60)))
       << SlotState() << "\n" << agent_.LogContents();
   KillAgent();
+  EXPECT_GE(CountOf(agent_.LogContents(), "catching up: batches go to the store unlogged"), 1)
+      << agent_.LogContents();
   EXPECT_EQ(cluster_.Scalar("postgres", "SELECT confirmed_flush_lsn < '" + txn_ends.back() +
                                             "'::pg_lsn FROM pg_replication_slots"),
             "t")

@@ -31,7 +31,10 @@ TEST_F(PgClusterTest, StartsWithLogicalWalLevelAndUtc) {
 }
 
 TEST_F(PgClusterTest, ServerRunsAsNonRootOsUser) {
-  const std::string pid = cluster_.Scalar("postgres", "SELECT pg_backend_pid()");
+  // The backend must still be there when it is looked at: keep its session.
+  ASSERT_OK_AND_ASSIGN(auto conn, cluster_.Connect("postgres"));
+  ASSERT_OK_AND_ASSIGN(PgResult res, conn->Query("SELECT pg_backend_pid()"));
+  const std::string pid = res.GetString(0, 0);
   struct stat st {};
   ASSERT_EQ(stat(("/proc/" + pid).c_str(), &st), 0) << "no process " << pid;
   EXPECT_NE(st.st_uid, 0u);

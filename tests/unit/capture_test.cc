@@ -282,6 +282,38 @@ TEST_F(CaptureTest, StoreOfAnEarlierFormatIsRefused) {
       << reopened.status().message();
 }
 
+// Unlogged batches (catching up) become durable only once the store has
+// flushed them to table files; a logged Flush flushes them first.
+TEST_F(CaptureTest, UnloggedBatchesBecomeDurableWhenFlushed) {
+  Begin(100, 1);
+  Relation();
+  Insert(Tuple({Text("1"), Text("a")}));
+  Commit(100);
+  ASSERT_TRUE(capture_->Flush(/*unlogged=*/true).ok());
+  EXPECT_TRUE(capture_->unlogged());
+  capture_->PollDurable();
+  EXPECT_EQ(capture_->durable_lsn(), 0u);
+  EXPECT_EQ(StoredChange(100, 0).new_tuple().values(1), "a");  // readable meanwhile
+
+  ASSERT_TRUE(store_->FlushMemtables().ok());
+  capture_->PollDurable();
+  EXPECT_EQ(capture_->durable_lsn(), 108u);
+
+  Begin(200, 2);
+  Relation();
+  Insert(Tuple({Text("2"), Text("b")}));
+  Commit(200);
+  ASSERT_TRUE(capture_->Flush(/*unlogged=*/true).ok());
+  EXPECT_EQ(capture_->durable_lsn(), 108u);
+  ASSERT_TRUE(capture_->Flush(/*unlogged=*/false).ok());  // leaves unlogged mode
+  EXPECT_FALSE(capture_->unlogged());
+  EXPECT_EQ(capture_->durable_lsn(), 208u);
+  auto meta = store_->ReadMeta();
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ(meta.value().resume_lsn(), 208u);
+  EXPECT_EQ(meta.value().txn_count(), 2u);
+}
+
 TEST_F(CaptureTest, UnresolvableToastIsUnknownNeverNull) {
   Begin(100, 1);
   Relation();
