@@ -110,36 +110,45 @@ void AppendRowKey(std::string* dst, const std::vector<KeyValue>& values) {
   for (const KeyValue& v : values) AppendRowKeyValue(dst, v);
 }
 
+Status ParseRowKeyValue(std::string_view in, size_t* pos, bool* is_null, std::string* text) {
+  text->clear();
+  size_t i = *pos;
+  if (i >= in.size()) return Status::Corruption("truncated row key");
+  const char tag = in[i++];
+  if (tag == '\x01') {
+    *is_null = true;
+    *pos = i;
+    return Status::OK();
+  }
+  if (tag != '\x02') return Status::Corruption("bad row key column tag");
+  // The text is runs without a zero byte, each copied whole, separated by
+  // 0x00 0xFF (a zero byte) and closed by 0x00 0x01.
+  for (;;) {
+    const size_t zero = in.find('\0', i);
+    if (zero == std::string_view::npos || zero + 1 >= in.size()) {
+      return Status::Corruption("unterminated row key column");
+    }
+    text->append(in.data() + i, zero - i);
+    i = zero + 2;
+    const char next = in[zero + 1];
+    if (next == '\x01') break;
+    if (next != '\xff') return Status::Corruption("bad row key escape");
+    text->push_back('\0');
+  }
+  *is_null = false;
+  *pos = i;
+  return Status::OK();
+}
+
 Status ParseRowKey(std::string_view in, size_t column_count, std::vector<std::string>* texts,
                    std::vector<bool>* nulls, size_t* consumed) {
-  texts->clear();
-  nulls->clear();
+  texts->resize(column_count);
+  nulls->resize(column_count);
   size_t pos = 0;
   for (size_t col = 0; col < column_count; col++) {
-    if (pos >= in.size()) return Status::Corruption("truncated row key");
-    char tag = in[pos++];
-    if (tag == '\x01') {
-      texts->emplace_back();
-      nulls->push_back(true);
-      continue;
-    }
-    if (tag != '\x02') return Status::Corruption("bad row key column tag");
-    std::string text;
-    for (;;) {
-      if (pos >= in.size()) return Status::Corruption("unterminated row key column");
-      char c = in[pos++];
-      if (c != '\0') {
-        text.push_back(c);
-        continue;
-      }
-      if (pos >= in.size()) return Status::Corruption("unterminated row key column");
-      char next = in[pos++];
-      if (next == '\x01') break;
-      if (next != '\xff') return Status::Corruption("bad row key escape");
-      text.push_back('\0');
-    }
-    texts->push_back(std::move(text));
-    nulls->push_back(false);
+    bool is_null = false;
+    RETURN_IF_ERROR(ParseRowKeyValue(in, &pos, &is_null, &(*texts)[col]));
+    (*nulls)[col] = is_null;
   }
   *consumed = pos;
   return Status::OK();

@@ -79,8 +79,13 @@ struct KeyValue {
 void AppendRowKey(std::string* dst, const std::vector<KeyValue>& values);
 // Appends one column of a row key (AppendRowKey is a sequence of these).
 void AppendRowKeyValue(std::string* dst, const KeyValue& value);
+// Decodes the one column of a row key that starts at in[*pos] and moves *pos
+// past it: *is_null, or the text into *text (replacing its contents but
+// keeping its storage, so a reused string does not allocate).
+Status ParseRowKeyValue(std::string_view in, size_t* pos, bool* is_null, std::string* text);
 // Splits an encoded rowkey at the start of `in`; consumes exactly the rowkey of
-// `column_count` columns and reports how many bytes it used.
+// `column_count` columns and reports how many bytes it used. The strings of
+// *texts are reused.
 Status ParseRowKey(std::string_view in, size_t column_count, std::vector<std::string>* texts,
                    std::vector<bool>* nulls, size_t* consumed);
 

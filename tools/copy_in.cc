@@ -37,7 +37,11 @@ Status CopyIn::Add(const pb::Tuple& row, uint64_t copies) {
                               " holds a TOAST value that was never captured; the restore "
                               "would not be exact");
   }
-  for (uint64_t i = 0; i < copies; i++) AppendCopyTextRow(&buffer_, row);
+  // Duplicates of a multiset row are encoded once.
+  const size_t start = buffer_.size();
+  if (copies > 0) AppendCopyTextRow(&buffer_, row);
+  const size_t line = buffer_.size() - start;
+  for (uint64_t i = 1; i < copies; i++) buffer_.append(buffer_, start, line);
   rows_ += copies;
   if (buffer_.size() >= kChunkBytes) return Send();
   return Status::OK();

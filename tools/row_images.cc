@@ -1,5 +1,6 @@
 #include "tools/row_images.h"
 
+#include <google/protobuf/arena.h>
 #include <rocksdb/db.h>
 
 #include <algorithm>
@@ -14,6 +15,14 @@ namespace {
 std::string DescribePosition(Position pos) {
   return "change " + std::to_string(pos.seq) + " of transaction at " + FormatLsn(pos.lsn);
 }
+
+// Parsing a Change frees and reallocates its tuples and their strings
+// (protobuf's Clear() deletes singular submessages). On an arena those are
+// bump allocations instead, released together every kArenaChanges changes;
+// the arena keeps its first block, so a restore's steady state allocates
+// nothing.
+constexpr size_t kArenaChanges = 1024;
+constexpr size_t kArenaFirstBlock = 1u << 20;
 
 }  // namespace
 
@@ -47,22 +56,25 @@ void RowIdxCursor::Settle() {
 }
 
 Status RowKeyValues(const pb::Relation& rel, std::string_view rowkey, pb::Tuple* out) {
-  size_t columns = 0;
+  int columns = 0;
   const bool multiset = IsMultiset(rel);
   for (const pb::Column& c : rel.columns()) columns += multiset || c.key() ? 1 : 0;
-  std::vector<std::string> texts;
-  std::vector<bool> nulls;
+  // Decoded straight into out's strings: one row per rowkey, millions of
+  // them in a restore, so nothing is allocated once the strings are grown.
+  std::string* kinds = out->mutable_kinds();
+  kinds->resize(static_cast<size_t>(columns));
+  auto* values = out->mutable_values();
+  while (values->size() > columns) values->RemoveLast();  // kept for reuse
+  while (values->size() < columns) values->Add();
   size_t used = 0;
-  RETURN_IF_ERROR(keys::ParseRowKey(rowkey, columns, &texts, &nulls, &used));
+  for (int i = 0; i < columns; i++) {
+    bool is_null = false;
+    RETURN_IF_ERROR(keys::ParseRowKeyValue(rowkey, &used, &is_null, values->Mutable(i)));
+    (*kinds)[static_cast<size_t>(i)] = is_null ? 'n' : 't';
+  }
   if (used != rowkey.size()) {
     return Status::Corruption("store: a row key of " + TableName(rel) + " holds more than its " +
                               std::to_string(columns) + " columns (written under another layout)");
-  }
-  out->mutable_kinds()->clear();
-  out->mutable_values()->Clear();  // keeps the strings for reuse
-  for (size_t i = 0; i < texts.size(); i++) {
-    out->mutable_kinds()->push_back(nulls[i] ? 'n' : 't');
-    out->add_values()->swap(texts[i]);
   }
   return Status::OK();
 }
@@ -137,15 +149,25 @@ Status ForEachFinalImage(Store* store, const pb::Relation& layout, const LayoutH
   // names, compared once per version.
   const pb::Relation* checked = nullptr;
   bool checked_same = false;
-  pb::Change change;
+  std::unique_ptr<char[]> first_block(new char[kArenaFirstBlock]);
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.initial_block = first_block.get();
+  arena_options.initial_block_size = kArenaFirstBlock;
+  google::protobuf::Arena arena(arena_options);
+  pb::Change* parsed = nullptr;
   for (size_t i = 0; i < positions.size(); i++) {
+    if (i % kArenaChanges == 0) {
+      arena.Reset();
+      parsed = google::protobuf::Arena::CreateMessage<pb::Change>(&arena);
+    }
+    const pb::Change& change = *parsed;
     const Position pos = positions[i];
     if (i > 0 && positions[i - 1] == pos) {
       return Status::Corruption("store: two rows of " + TableName(layout) + " end at " +
                                 DescribePosition(pos));
     }
     bool found = false;
-    RETURN_IF_ERROR(reader.Get(pos.lsn, pos.seq, &change, &found));
+    RETURN_IF_ERROR(reader.Get(pos.lsn, pos.seq, parsed, &found));
     if (!found) return Status::Corruption("store: " + DescribePosition(pos) + " is missing");
     if ((change.op() != pb::Change::INSERT && change.op() != pb::Change::UPDATE) ||
         change.relid() != layout.relid()) {

@@ -57,6 +57,37 @@ TEST(CopyText, LeavesQuotesAndHighBytesVerbatim) {
   EXPECT_EQ(Escape("\\N"), "\\\\N");
 }
 
+// Escaping is done 8 bytes at a time where it can: every byte value must
+// come out right at every offset within a word and in the tail.
+TEST(CopyText, EscapesEveryByteAtEveryOffset) {
+  auto expected = [](std::string_view raw) {
+    std::string out;
+    for (char c : raw) {
+      switch (c) {
+        case '\\': out += "\\\\"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        case '\v': out += "\\v"; break;
+        default: out.push_back(c);
+      }
+    }
+    return out;
+  };
+  for (int byte = 0; byte < 256; byte++) {
+    for (size_t offset = 0; offset < 19; offset++) {
+      std::string raw(19, 'a');
+      raw[offset] = static_cast<char>(byte);
+      EXPECT_EQ(Escape(raw), expected(raw)) << "byte " << byte << " at " << offset;
+    }
+  }
+  // Neighbours of the escaped ranges, packed into one word.
+  const std::string edges("\x0d\x0e\x5b\x5c\x5d\x7f\x80\xff\x00\x01\\\\", 12);
+  EXPECT_EQ(Escape(edges), expected(edges));
+}
+
 TEST(CopyText, RowSeparatesWithTabsAndEndsWithNewline) {
   EXPECT_EQ(Row({Text("1"), Null(), Text(""), Text("a\tb")}), "1\t\\N\t\ta\\tb\n");
 }

@@ -401,6 +401,52 @@ TEST(RowKey, ParseRoundTripsAndReportsConsumed) {
   }
 }
 
+TEST(RowKey, ParseValueDecodesOneColumnAndMovesPastIt) {
+  // NULL, "", "a\0b\xff" (its zero escaped), then a trailing byte.
+  const std::string in("\x01"
+                       "\x02\x00\x01"
+                       "\x02"
+                       "a\x00\xff"
+                       "b\xff\x00\x01"
+                       "z",
+                       13);
+  std::string text = "stale";
+  bool is_null = false;
+  size_t pos = 0;
+  ASSERT_TRUE(ParseRowKeyValue(in, &pos, &is_null, &text).ok());
+  EXPECT_TRUE(is_null);
+  EXPECT_EQ(text, "");
+  EXPECT_EQ(pos, 1u);
+  ASSERT_TRUE(ParseRowKeyValue(in, &pos, &is_null, &text).ok());
+  EXPECT_FALSE(is_null);
+  EXPECT_EQ(text, "");
+  EXPECT_EQ(pos, 4u);
+  ASSERT_TRUE(ParseRowKeyValue(in, &pos, &is_null, &text).ok());
+  EXPECT_FALSE(is_null);
+  EXPECT_EQ(text, std::string("a\0b\xff", 4));
+  EXPECT_EQ(pos, 12u);
+  Status st = ParseRowKeyValue(in, &pos, &is_null, &text);
+  EXPECT_EQ(st.code(), Status::kCorruption);
+  EXPECT_EQ(st.message(), "bad row key column tag");
+}
+
+TEST(RowKey, ParseReusesItsStringsAcrossRows) {
+  std::vector<std::string> texts;
+  std::vector<bool> nulls;
+  size_t consumed = 0;
+  const std::string long_text(100, 'x');
+  ASSERT_TRUE(ParseRowKey(RowKey({T(long_text), N()}), 2, &texts, &nulls, &consumed).ok());
+  const char* storage = texts[0].data();
+  ASSERT_TRUE(ParseRowKey(RowKey({T("short"), T("b")}), 2, &texts, &nulls, &consumed).ok());
+  EXPECT_EQ(texts, (std::vector<std::string>{"short", "b"}));
+  EXPECT_EQ(nulls, (std::vector<bool>{false, false}));
+  EXPECT_EQ(texts[0].data(), storage);
+  // A NULL after a text leaves no stale text behind.
+  ASSERT_TRUE(ParseRowKey(RowKey({N(), T("")}), 2, &texts, &nulls, &consumed).ok());
+  EXPECT_EQ(texts, (std::vector<std::string>{"", ""}));
+  EXPECT_EQ(nulls, (std::vector<bool>{true, false}));
+}
+
 TEST(RowKey, ParseOfZeroColumnsConsumesNothing) {
   std::vector<std::string> texts = {"stale"};
   std::vector<bool> nulls = {true};
@@ -416,6 +462,16 @@ Status ParseBytes(std::string_view in, size_t columns) {
   std::vector<bool> nulls;
   size_t consumed = 0;
   return ParseRowKey(in, columns, &texts, &nulls, &consumed);
+}
+
+TEST(RowKey, ParseOfEveryTruncationFailsCleanly) {
+  const std::string encoded =
+      RowKey({T(std::string_view("\0\xff\0", 3)), N(), T(""), T("\xff\x01")});
+  for (size_t len = 0; len < encoded.size(); len++) {
+    Status st = ParseBytes(encoded.substr(0, len), 4);
+    EXPECT_EQ(st.code(), Status::kCorruption) << len;
+  }
+  EXPECT_TRUE(ParseBytes(encoded, 4).ok());
 }
 
 TEST(RowKey, ParseRejectsCorruptEncodings) {

@@ -174,5 +174,42 @@ TEST_F(RowImagesTest, DecodesARowKeyOnlyWithTheLayoutItWasWrittenUnder) {
   EXPECT_TRUE(CheckRowOp(keyed, static_cast<char>(keys::RowOp::kDelete)).ok());
 }
 
+TEST_F(RowImagesTest, RowKeyValuesReplacesTheWholePreviousRow) {
+  const pb::Relation wide = Layout(100, 0, /*keyed=*/false, /*columns=*/3);
+  const pb::Relation keyed = Layout(100, 0, /*keyed=*/true, /*columns=*/3);
+  pb::Tuple with_null = Row({std::string(40, 'x'), "", std::string("a\0\xff", 3)});
+  with_null.mutable_kinds()->at(1) = 'n';
+  std::string rowkey;
+  ASSERT_TRUE(AppendTupleRowKey(&rowkey, wide, with_null).ok());
+  pb::Tuple row = Row({"stale", "stale", "stale", "stale"});
+  ASSERT_TRUE(RowKeyValues(wide, rowkey, &row).ok());
+  EXPECT_EQ(row.kinds(), "tnt");
+  ASSERT_EQ(row.values_size(), 3);
+  EXPECT_EQ(row.values(0), std::string(40, 'x'));
+  EXPECT_EQ(row.values(1), "");
+  EXPECT_EQ(row.values(2), std::string("a\0\xff", 3));
+  // Fewer columns next: nothing of the wider row is left.
+  std::string key;
+  ASSERT_TRUE(AppendTupleRowKey(&key, keyed, Row({"7", "x", "y"})).ok());
+  ASSERT_TRUE(RowKeyValues(keyed, key, &row).ok());
+  EXPECT_EQ(row.kinds(), "t");
+  ASSERT_EQ(row.values_size(), 1);
+  EXPECT_EQ(row.values(0), "7");
+}
+
+TEST_F(RowImagesTest, RowKeyValuesRejectsDamagedRowKeys) {
+  const pb::Relation multiset = Layout(100, 0, /*keyed=*/false, /*columns=*/2);
+  std::string rowkey;
+  ASSERT_TRUE(AppendTupleRowKey(&rowkey, multiset, Row({"7", "seven"})).ok());
+  pb::Tuple row;
+  for (size_t len = 0; len < rowkey.size(); len++) {
+    EXPECT_EQ(RowKeyValues(multiset, rowkey.substr(0, len), &row).code(), Status::kCorruption)
+        << len;
+  }
+  std::string bad_escape = rowkey;
+  bad_escape[bad_escape.size() - 1] = '\x02';  // 0x00 0x02 closes nothing
+  EXPECT_EQ(RowKeyValues(multiset, bad_escape, &row).code(), Status::kCorruption);
+}
+
 }  // namespace
 }  // namespace pgtrail
