@@ -38,22 +38,6 @@ std::string MarkNameFromContent(std::string_view content) {
   return std::string(content.substr(key.size(), end - key.size()));
 }
 
-bool SameLayout(const pb::Relation& a, const pb::Relation& b) {
-  if (a.relid() != b.relid() || a.nspname() != b.nspname() || a.relname() != b.relname() ||
-      a.replica_identity() != b.replica_identity() || a.columns_size() != b.columns_size()) {
-    return false;
-  }
-  for (int i = 0; i < a.columns_size(); i++) {
-    const pb::Column& x = a.columns(i);
-    const pb::Column& y = b.columns(i);
-    if (x.name() != y.name() || x.type_oid() != y.type_oid() || x.type_mod() != y.type_mod() ||
-        x.key() != y.key()) {
-      return false;
-    }
-  }
-  return true;
-}
-
 Capture::Capture(Store* store) : store_(store) {}
 
 Status Capture::Init() {

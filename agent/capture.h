@@ -187,10 +187,6 @@ inline constexpr char kMarkPrefix[] = "pgtrail.mark";
 // The name in a mark message's content ("" if malformed).
 std::string MarkNameFromContent(std::string_view content);
 
-// True if two layouts have the same name, identity and columns (name, type,
-// typmod, key flag).
-bool SameLayout(const pb::Relation& a, const pb::Relation& b);
-
 }  // namespace pgtrail
 
 #endif  // PGTRAIL_AGENT_CAPTURE_H_

@@ -236,6 +236,9 @@ Status ParseStored(std::string_view bytes, const char* what, Message* out) {
 // key columns; multiset relations (identity full, or no key columns) use
 // every column.
 bool IsMultiset(const pb::Relation& rel);
+// Two versions of a relation decode and key rows the same way: same names,
+// replica identity, and columns (name, type, typmod, key flag) in order.
+bool SameLayout(const pb::Relation& a, const pb::Relation& b);
 // Appends the rowkey of `tuple` under `rel`. Fails with kCorruption if the
 // tuple has fewer columns than the relation or a key column is unresolved.
 Status AppendTupleRowKey(std::string* dst, const pb::Relation& rel, const pb::Tuple& tuple);

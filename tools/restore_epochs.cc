@@ -335,7 +335,7 @@ class EpochBuilder {
                      Layout(c.relid(), c.relation_lsn(), c.relation_seq()));
     TableDeltas& runs = (*deltas)[c.relid()];
     if (runs.empty() ||
-        (runs.back().layout != rel && !SameRowLayout(*runs.back().layout, *rel))) {
+        (runs.back().layout != rel && !SameLayout(*runs.back().layout, *rel))) {
       runs.emplace_back();
     }
     TableDelta& t = runs.back();
@@ -415,6 +415,12 @@ Status CopyStraightIn(PgConn* conn, EpochRows* rows) {
   return copy.End(st);
 }
 
+// A catalog query about one table ($1, its name) that yields one boolean.
+Result<bool> TableCheck(PgConn* conn, const pb::Relation& rel, const std::string& sql) {
+  ASSIGN_OR_RETURN(PgResult r, conn->QueryParams(sql, {TableSql(rel)}));
+  return r.rows() == 1 && r.Get(0, 0) == "t";
+}
+
 // An empty table gets its epoch's rows with its indexes dropped and built
 // again afterwards, as pg_restore loads data before indexes: one build over
 // 1,000,000 rows took 0.42 s against 0.88 s more for the COPY that kept the
@@ -425,8 +431,9 @@ Status CopyStraightIn(PgConn* conn, EpochRows* rows) {
 Result<std::vector<std::string>> DropIndexesForLoad(PgConn* conn, const pb::Relation& rel) {
   std::vector<std::string> rebuild;
   ASSIGN_OR_RETURN(
-      PgResult eligible,
-      conn->QueryParams(
+      bool eligible,
+      TableCheck(
+          conn, rel,
           "SELECT c.relkind = 'r' AND NOT c.relispartition AND c.relreplident <> 'i'"
           " AND NOT EXISTS (SELECT FROM pg_catalog.pg_inherits h"
           "                 WHERE h.inhrelid = c.oid OR h.inhparent = c.oid)"
@@ -441,9 +448,8 @@ Result<std::vector<std::string>> DropIndexesForLoad(PgConn* conn, const pb::Rela
           " AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k"
           "                 WHERE k.conrelid = c.oid AND k.conindid <> 0"
           "                 AND pg_catalog.obj_description(k.oid, 'pg_constraint') IS NOT NULL)"
-          " FROM pg_catalog.pg_class c WHERE c.oid = $1::regclass",
-          {TableSql(rel)}));
-  if (eligible.rows() != 1 || eligible.Get(0, 0) != "t") return rebuild;
+          " FROM pg_catalog.pg_class c WHERE c.oid = $1::regclass"));
+  if (!eligible) return rebuild;
   ASSIGN_OR_RETURN(
       PgResult indexes,
       conn->QueryParams(
@@ -487,14 +493,13 @@ Result<bool> CanUpdateInPlace(PgConn* conn, const pb::Relation& rel) {
   for (const pb::Column& c : rel.columns()) non_key = non_key || !c.key();
   if (!non_key) return false;
   ASSIGN_OR_RETURN(
-      PgResult r,
-      conn->QueryParams(
-          "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_index i"
-          "   WHERE i.indrelid = c.oid AND (i.indisunique OR i.indisexclusion)"
-          "   AND NOT i.indisreplident AND NOT (i.indisprimary AND c.relreplident = 'd'))"
-          " FROM pg_catalog.pg_class c WHERE c.oid = $1::regclass",
-          {TableSql(rel)}));
-  if (r.rows() != 1 || r.Get(0, 0) != "t") return false;
+      bool no_other_unique,
+      TableCheck(conn, rel,
+                 "SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_index i"
+                 "   WHERE i.indrelid = c.oid AND (i.indisunique OR i.indisexclusion)"
+                 "   AND NOT i.indisreplident AND NOT (i.indisprimary AND c.relreplident = 'd'))"
+                 " FROM pg_catalog.pg_class c WHERE c.oid = $1::regclass"));
+  if (!no_other_unique) return false;
   // An identity column that is part of the key is never set by the UPDATE.
   ASSIGN_OR_RETURN(
       PgResult ids,

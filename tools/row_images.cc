@@ -90,22 +90,6 @@ Status CheckRowOp(const pb::Relation& layout, char op) {
                                                      : " has an unknown operation"));
 }
 
-bool SameRowLayout(const pb::Relation& a, const pb::Relation& b) {
-  if (a.relid() != b.relid() || a.nspname() != b.nspname() || a.relname() != b.relname() ||
-      a.replica_identity() != b.replica_identity() || a.columns_size() != b.columns_size()) {
-    return false;
-  }
-  for (int i = 0; i < a.columns_size(); i++) {
-    const pb::Column& x = a.columns(i);
-    const pb::Column& y = b.columns(i);
-    if (x.name() != y.name() || x.type_oid() != y.type_oid() || x.type_mod() != y.type_mod() ||
-        x.key() != y.key()) {
-      return false;
-    }
-  }
-  return true;
-}
-
 Result<LayoutHistory> LayoutHistory::Load(Store* store, uint32_t relid) {
   LayoutHistory history;
   history.relid_ = relid;
@@ -133,7 +117,7 @@ const pb::Relation* LayoutHistory::At(Position pos) const {
 bool LayoutHistory::OneLayoutBetween(Position first, Position last) const {
   const pb::Relation* base = At(first);
   for (const auto& [pos, rel] : versions_) {
-    if (first < pos && pos <= last && (base == nullptr || !SameRowLayout(*base, rel))) {
+    if (first < pos && pos <= last && (base == nullptr || !SameLayout(*base, rel))) {
       return false;
     }
   }
@@ -178,7 +162,7 @@ Status ForEachFinalImage(Store* store, const pb::Relation& layout, const LayoutH
         history.At(Position{change.relation_lsn(), change.relation_seq()});
     if (written != checked || checked == nullptr) {
       checked = written;
-      checked_same = written != nullptr && SameRowLayout(*written, layout);
+      checked_same = written != nullptr && SameLayout(*written, layout);
     }
     if (!checked_same) {
       return Status::Corruption("store: " + DescribePosition(pos) + " of " + TableName(layout) +

@@ -81,10 +81,6 @@ Status RowKeyValues(const pb::Relation& rel, std::string_view rowkey, pb::Tuple*
 // another layout (kCorruption), and its rowkey cannot be read with this one.
 Status CheckRowOp(const pb::Relation& layout, char op);
 
-// True if rows written under a and b have the same columns and the same
-// rowkeys: names, types, key columns and replica identity.
-bool SameRowLayout(const pb::Relation& a, const pb::Relation& b);
-
 // Every layout version of one table, in position order.
 class LayoutHistory {
  public:
