@@ -188,17 +188,12 @@ class Agent {
   // more_coming: the stream has more right now (the group hit a size or
   // time limit): while catching up, the group is written unlogged.
   Status Flush(bool more_coming = false) {
-    RETURN_IF_ERROR(capture_->Flush(/*unlogged=*/more_coming && CatchingUp()));
+    RETURN_IF_ERROR(capture_->Flush(/*unlogged=*/more_coming && capture_->CatchingUp()));
     if (capture_->durable_lsn() > reported_) reported_ = capture_->durable_lsn();
     RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()), reported_,
                                         false));
     last_status_ = Clock::now();
     return Status::OK();
-  }
-
-  // The last commit received is over a second old: a backlog is drained.
-  bool CatchingUp() const {
-    return NowUnixUs() - capture_->meta().last_commit_time_us() > 1000000;
   }
 
   // A clean stop keeps what the server has already sent: ask for a
@@ -247,12 +242,13 @@ class Agent {
       // against 73 for the benchmark's backlog), and fewer fsyncs of the
       // slot by the walsender, which follows each reported flush.
       RETURN_IF_ERROR(stream_->Read(have_pending ? 0 : 200, &frame));
-      if (frame.kind == StreamFrame::kNone && have_pending && CatchingUp()) {
+      if (frame.kind == StreamFrame::kNone && have_pending && capture_->CatchingUp()) {
         RETURN_IF_ERROR(stream_->Read(10, &frame));
       }
       bool group_started = false;
       switch (frame.kind) {
         case StreamFrame::kXLogData: {
+          capture_->set_source_clock(PgTimeToUnixUs(frame.send_time));
           Status st = pgoutput::Decode(frame.payload, &msg);
           if (!st.ok()) return st.WithContext("at " + FormatLsn(frame.wal_start));
           const bool was_empty = capture_->pending_txns() == 0;
@@ -274,6 +270,7 @@ class Agent {
           break;
         }
         case StreamFrame::kKeepalive: {
+          capture_->set_source_clock(PgTimeToUnixUs(frame.send_time));
           server_wal_end = std::max(server_wal_end, frame.wal_end);
           // Idle advance: nothing open or pending, everything received is
           // durable, so the slot may move on to the server's WAL end.

@@ -349,9 +349,10 @@ Status Capture::MaybeSpill() {
   if (pending_bytes() < kSpillBytes) return Status::OK();
   // Complete transactions become durable with their resume LSN; the open
   // transaction's entries so far ride along, invisible without a header.
-  // A transaction that committed over a second ago is part of a backlog:
+  // A transaction that committed over a second before the source's clock
+  // (set_source_clock) is part of a backlog:
   // its spills go unlogged, like the groups of one (see Flush).
-  const bool behind = txn_ && NowUnixUs() - txn_->commit_time_us > 1000000;
+  const bool behind = txn_ && source_now_us_ - txn_->commit_time_us > kCatchUpAgeUs;
   return Flush(unlogged_mode_ || behind);
 }
 

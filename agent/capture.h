@@ -70,6 +70,15 @@ class Capture {
   bool in_transaction() const { return txn_.has_value(); }
   // Unlogged batches may not be in table files yet (see Flush).
   bool unlogged() const { return unlogged_mode_; }
+  // The source's clock (Unix µs) as of the last frame it sent.
+  void set_source_clock(int64_t unix_us) { source_now_us_ = unix_us; }
+  // A backlog is being drained: the last commit received is over a second
+  // older than the source's clock. Both times come from the source, so a
+  // skewed clock on the agent's host cannot fake it.
+  bool CatchingUp() const {
+    return source_now_us_ - meta_.last_commit_time_us() > kCatchUpAgeUs;
+  }
+  static constexpr int64_t kCatchUpAgeUs = 1000000;
   // Complete transactions waiting for Flush().
   size_t pending_txns() const { return pending_txns_; }
   size_t pending_bytes() const { return batch_.GetDataSize() + rowidx_.size(); }
@@ -162,6 +171,7 @@ class Capture {
   };
   std::deque<NotYetDurable> not_yet_durable_;
   bool unlogged_mode_ = false;  // unlogged writes may be unflushed
+  int64_t source_now_us_ = 0;
   pb::StoreMeta durable_meta_;  // meta as of durable_lsn_
   Status LeaveUnlogged();
   // The open transaction's changes not yet in batch_: whole chunks go in,

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 
+#include "storage/pg_time.h"
 #include "tests/unit/pgoutput_encoder.h"
 
 namespace pgtrail {
@@ -312,6 +313,22 @@ TEST_F(CaptureTest, UnloggedBatchesBecomeDurableWhenFlushed) {
   ASSERT_TRUE(meta.ok());
   EXPECT_EQ(meta.value().resume_lsn(), 208u);
   EXPECT_EQ(meta.value().txn_count(), 2u);
+}
+
+// Catching up is judged on the source's clock alone (the send time of its
+// frames against its commit times), so a skewed agent clock cannot fake it.
+TEST_F(CaptureTest, CatchingUpComparesTheSourceClockWithItsCommitTimes) {
+  EXPECT_FALSE(capture_->CatchingUp());  // no frame yet
+  Begin(100, 1);
+  Relation();
+  Insert(Tuple({Text("1"), Text("a")}));
+  Commit(100);  // commit time 0: 2000-01-01 in PostgreSQL's epoch
+  const int64_t committed = capture_->meta().last_commit_time_us();
+  EXPECT_EQ(committed, PgTimeToUnixUs(0));
+  capture_->set_source_clock(committed + Capture::kCatchUpAgeUs / 2);
+  EXPECT_FALSE(capture_->CatchingUp());
+  capture_->set_source_clock(committed + Capture::kCatchUpAgeUs + 1);
+  EXPECT_TRUE(capture_->CatchingUp());
 }
 
 TEST_F(CaptureTest, UnresolvableToastIsUnknownNeverNull) {
