@@ -61,11 +61,18 @@ void Capture::ResetStream() {
     chunk_.clear();
     chunk_count_ = 0;
     pending_txns_ = 0;
-    received_lsn_ = durable_lsn_;
-    // Counters in meta_ advanced by the dropped transactions go back to
-    // the durable ones: the server resends from there, and each resent
-    // transaction is rewritten with the values it had.
-    meta_ = durable_meta_;
+    // Back to the last batch written: durable, or unlogged and to become
+    // durable with the next memtable flush. Counters in meta_ advanced by
+    // the dropped transactions go back with it; transactions the server
+    // resends from before that point are skipped (already written), the
+    // others are written with the values they had.
+    if (not_yet_durable_.empty()) {
+      received_lsn_ = durable_lsn_;
+      meta_ = durable_meta_;
+    } else {
+      received_lsn_ = not_yet_durable_.back().resume_lsn;
+      meta_ = not_yet_durable_.back().meta;
+    }
     auto rels = store_->RelationsAt(UINT64_MAX);
     if (rels.ok()) {
       stored_layout_.clear();

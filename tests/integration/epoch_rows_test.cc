@@ -136,6 +136,15 @@ TEST(EpochRowsTest, RebuildsTheIndexesOfATableLoadedAfterASchemaChangeExactly) {
       " ORDER BY 1";
   EXPECT_EQ(source.cluster().Query("idx", constraints_sql),
             source.cluster().Query(RecordedSource::kSourceDb, constraints_sql));
+  // Which indexes were rebuilt after the rows went in: their OIDs are newer
+  // than t4, the last table the schema change created. t1's are; t2's (a
+  // comment) and t3's (a foreign key onto it) stayed through the load.
+  const std::string rebuilt_sql =
+      "SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_catalog.pg_index i"
+      " JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid"
+      " WHERE i.indrelid IN ('t1'::regclass, 't2'::regclass, 't3'::regclass)"
+      " AND i.indexrelid > 't4'::regclass";
+  EXPECT_EQ(source.cluster().Scalar("idx", rebuilt_sql), "T1 v,t1_code_key,t1_expr,t1_pkey,t1_w_excl");
 }
 
 // A non-empty table's changed rows are updated in place when that is safe

@@ -315,6 +315,41 @@ TEST_F(CaptureTest, UnloggedBatchesBecomeDurableWhenFlushed) {
   EXPECT_EQ(meta.value().txn_count(), 2u);
 }
 
+// A stream that breaks inside a transaction while unlogged batches wait for
+// a flush: the agent then flushes (a logged Flush) and resumes from the new
+// durable LSN. The next transaction must continue the counters of the
+// batches already written, not of the last durable state before them
+// (duplicate ordinals and a running maximum of commit times that went back
+// would break the time index).
+TEST_F(CaptureTest, StreamResetInCatchUpContinuesFromTheWrittenBatches) {
+  Begin(100, 1);
+  Relation();
+  Insert(Tuple({Text("1"), Text("a")}));
+  Commit(100);
+  ASSERT_TRUE(capture_->Flush(/*unlogged=*/true).ok());
+  Begin(200, 2);
+  Relation();
+  Insert(Tuple({Text("2"), Text("b")}));
+  capture_->ResetStream();                  // broke inside transaction 200
+  ASSERT_TRUE(capture_->Flush().ok());      // as the agent does after a break
+  EXPECT_EQ(capture_->durable_lsn(), 108u);
+  EXPECT_EQ(capture_->received_lsn(), 108u);
+
+  // The server resends from 108 on: transaction 100 is not resent.
+  Begin(200, 2);
+  Relation();
+  Insert(Tuple({Text("2"), Text("b")}));
+  Commit(200);
+  ASSERT_TRUE(capture_->Flush().ok());
+  auto second = store_->GetTxn(200);
+  ASSERT_TRUE(second.ok() && second.value().has_value());
+  EXPECT_EQ(second.value()->ordinal(), 2u);
+  auto meta = store_->ReadMeta();
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ(meta.value().txn_count(), 2u);
+  EXPECT_EQ(meta.value().resume_lsn(), 208u);
+}
+
 // Catching up is judged on the source's clock alone (the send time of its
 // frames against its commit times), so a skewed agent clock cannot fake it.
 TEST_F(CaptureTest, CatchingUpComparesTheSourceClockWithItsCommitTimes) {
