@@ -101,18 +101,25 @@ bool IsMultiset(const pb::Relation& rel) {
   return true;
 }
 
-bool SameLayout(const pb::Relation& a, const pb::Relation& b) {
+bool SameColumns(const pb::Relation& a, const pb::Relation& b) {
   if (a.relid() != b.relid() || a.nspname() != b.nspname() || a.relname() != b.relname() ||
-      a.replica_identity() != b.replica_identity() || a.columns_size() != b.columns_size()) {
+      a.columns_size() != b.columns_size()) {
     return false;
   }
   for (int i = 0; i < a.columns_size(); i++) {
     const pb::Column& x = a.columns(i);
     const pb::Column& y = b.columns(i);
-    if (x.name() != y.name() || x.type_oid() != y.type_oid() || x.type_mod() != y.type_mod() ||
-        x.key() != y.key()) {
+    if (x.name() != y.name() || x.type_oid() != y.type_oid() || x.type_mod() != y.type_mod()) {
       return false;
     }
+  }
+  return true;
+}
+
+bool SameLayout(const pb::Relation& a, const pb::Relation& b) {
+  if (!SameColumns(a, b) || a.replica_identity() != b.replica_identity()) return false;
+  for (int i = 0; i < a.columns_size(); i++) {
+    if (a.columns(i).key() != b.columns(i).key()) return false;
   }
   return true;
 }

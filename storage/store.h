@@ -239,6 +239,8 @@ bool IsMultiset(const pb::Relation& rel);
 // Two versions of a relation decode and key rows the same way: same names,
 // replica identity, and columns (name, type, typmod, key flag) in order.
 bool SameLayout(const pb::Relation& a, const pb::Relation& b);
+// The same, but for the key: same names and columns (name, type, typmod).
+bool SameColumns(const pb::Relation& a, const pb::Relation& b);
 // Appends the rowkey of `tuple` under `rel`. Fails with kCorruption if the
 // tuple has fewer columns than the relation or a key column is unresolved.
 Status AppendTupleRowKey(std::string* dst, const pb::Relation& rel, const pb::Tuple& tuple);

@@ -4,7 +4,7 @@
 
 namespace pgtrail {
 namespace {
-constexpr size_t kChunkBytes = 1u << 20;
+constexpr size_t kChunkBytes = 32u << 10;
 }  // namespace
 
 std::vector<std::string> ColumnNames(const pb::Relation& layout) {

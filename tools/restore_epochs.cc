@@ -7,12 +7,14 @@
 #include <memory>
 #include <optional>
 #include <tuple>
+#include <unordered_set>
 #include <vector>
 
 #include "storage/coding.h"
 #include "storage/keys.h"
 #include "tools/copy_in.h"
 #include "tools/row_images.h"
+#include "tools/sql_statements.h"
 
 // An epoch's rows are streamed from the row index, not folded from its
 // changes: one keys-only pass over the whole row index finds which tables
@@ -147,6 +149,13 @@ class EpochRows {
   virtual Status ForEachCount(bool additions, const CountFn& fn) = 0;
   // Rows (keys) changed, for the report; known after the first pass.
   virtual uint64_t changed() const = 0;
+  // For a table that was empty: fn(row, n) for every row there is after
+  // the epoch, n copies of it.
+  virtual Status ForEachRow(const CountFn& fn) {
+    if (IsMultiset(layout())) return ForEachCount(/*additions=*/true, fn);
+    RETURN_IF_ERROR(ScanKeys(nullptr));
+    return ForEachUpsert([&](const pb::Tuple& row) { return fn(row, 1); });
+  }
 };
 
 // The rows of a table whose entries in the window share one layout, read
@@ -160,10 +169,14 @@ class StreamedRows : public EpochRows {
   const pb::Relation& layout() const override { return layout_; }
   uint64_t changed() const override { return changed_; }
 
-  Status ScanKeys(const KeyFn* gone) override {
+  Status ScanKeys(const KeyFn* gone) override { return ScanKeys(gone, nullptr); }
+
+  // Also calls each(rowkey) for every key the epoch changed (unless null).
+  Status ScanKeys(const KeyFn* gone, const KeyFn* each) {
     upserts_.clear();
     upserts_.reserve(activity_.entries);
     return ForEachKey([&](std::string_view rowkey, char last_op, Position last, int64_t) {
+      if (each != nullptr) RETURN_IF_ERROR((*each)(rowkey));
       if (last_op == static_cast<char>(keys::RowOp::kUpsert)) {
         upserts_.push_back(last);
       } else if (gone != nullptr) {
@@ -227,6 +240,56 @@ class StreamedRows : public EpochRows {
   std::vector<Position> upserts_;
   uint64_t changed_ = 0;
   bool counted_ = false;
+};
+
+// The rows of a table that was empty before epoch k, through epoch m: epoch
+// k's rows, less those whose key a later epoch changed, then the final
+// images of the later epochs, which are keyed under one layout with the same
+// columns as epoch k's (the key came with ALTER TABLE ... ADD PRIMARY KEY).
+// Loaded at epoch k, in its layout; the schema changes in between leave the
+// rows alone (LeavesRowsAlone), so they see the same rows as on the source
+// at the end of epoch m.
+class MergedRows : public EpochRows {
+ public:
+  MergedRows(std::unique_ptr<EpochRows> first, std::unique_ptr<StreamedRows> later)
+      : first_(std::move(first)), later_(std::move(later)) {}
+
+  const pb::Relation& layout() const override { return first_->layout(); }
+  uint64_t changed() const override { return rows_; }
+  Status ScanKeys(const KeyFn*) override { return Unsupported(); }
+  Status ForEachUpsert(const RowFn&) override { return Unsupported(); }
+  Status ForEachCount(bool, const CountFn&) override { return Unsupported(); }
+
+  Status ForEachRow(const CountFn& fn) override {
+    std::unordered_set<std::string> changed;  // keys under the later layout
+    const KeyFn each = [&](std::string_view rowkey) {
+      changed.emplace(rowkey);
+      return Status::OK();
+    };
+    RETURN_IF_ERROR(later_->ScanKeys(nullptr, &each));
+    const pb::Relation& keyed = later_->layout();
+    std::string key;
+    RETURN_IF_ERROR(first_->ForEachRow([&](const pb::Tuple& row, uint64_t n) {
+      key.clear();
+      RETURN_IF_ERROR(AppendTupleRowKey(&key, keyed, row));
+      if (changed.count(key) != 0) return Status::OK();
+      rows_ += n;
+      return fn(row, n);
+    }));
+    return later_->ForEachUpsert([&](const pb::Tuple& row) {
+      rows_++;
+      return fn(row, 1);
+    });
+  }
+
+ private:
+  static Status Unsupported() {
+    return Status::Internal("merged epochs are only loaded into an empty table");
+  }
+
+  std::unique_ptr<EpochRows> first_;
+  std::unique_ptr<StreamedRows> later_;
+  uint64_t rows_ = 0;
 };
 
 // The net effect of a run of one epoch's changes on one table under one row
@@ -404,15 +467,7 @@ Status CopyStraightIn(PgConn* conn, EpochRows* rows) {
   const pb::Relation& rel = rows->layout();
   CopyIn copy(conn, TableName(rel));
   RETURN_IF_ERROR(copy.Begin(TableSql(rel), ColumnNames(rel)));
-  Status st;
-  if (IsMultiset(rel)) {
-    st = rows->ForEachCount(/*additions=*/true,
-                            [&](const pb::Tuple& row, uint64_t n) { return copy.Add(row, n); });
-  } else {
-    st = rows->ScanKeys(nullptr);
-    if (st.ok()) st = rows->ForEachUpsert([&](const pb::Tuple& row) { return copy.Add(row); });
-  }
-  return copy.End(st);
+  return copy.End(rows->ForEachRow([&](const pb::Tuple& row, uint64_t n) { return copy.Add(row, n); }));
 }
 
 // A catalog query about one table ($1, its name) that yields one boolean.
@@ -605,6 +660,80 @@ Status ApplyMultiset(PgConn* conn, EpochRows* rows) {
   return conn->Exec("DROP TABLE pgtrail_add, pgtrail_remove");
 }
 
+// True if replaying the schema change leaves the rows of table `relname`
+// alone, so that rows from before and after it may be loaded together.
+bool DdlLeavesRowsAlone(const SchemaChange& d, const std::string& relname) {
+  if (d.replay_sql.empty()) return true;  // replayed with an earlier command
+  if (!d.filled_tables.empty()) return false;
+  for (const std::string& statement : SplitSqlStatements(d.replay_sql)) {
+    if (!LeavesRowsAlone(statement, relname)) return false;
+  }
+  return true;
+}
+
+// Where the rows of one table come from when its epochs k..m are applied
+// at once, if they can be (m > k): the schema changes after k through m
+// leave its rows alone, none of those epochs truncates it, and their rows
+// share the columns of epoch k's. With the same layout throughout, the
+// epochs are one wider window, applied to a non-empty table as well; with a
+// key added after epoch k, only into an empty table (MergedRows).
+struct MergedEpochs {
+  size_t through = 0;  // m
+  std::unique_ptr<EpochRows> rows;
+};
+
+Result<MergedEpochs> MergeLaterEpochs(Store* store, const RestorePlan& plan,
+                                      const std::vector<Window>& windows,
+                                      const std::vector<EpochActivity>& activity,
+                                      const LayoutHistory& history, size_t k,
+                                      const pb::Relation& layout, PgConn* conn) {
+  const uint32_t relid = layout.relid();
+  const TableActivity& first = activity[k].tables.at(relid);
+  MergedEpochs merged;
+  merged.through = k;
+  TableActivity later;  // epochs k+1..m
+  for (size_t j = k + 1; j < windows.size(); j++) {
+    if (!DdlLeavesRowsAlone(plan.ddl[j], layout.relname())) break;
+    auto t = activity[j].tables.find(relid);
+    if (t == activity[j].tables.end()) continue;
+    if (t->second.truncated || t->second.entries == 0) break;
+    if (later.entries == 0) later.first = t->second.first;
+    later.last = t->second.last;
+    later.entries += t->second.entries;
+    merged.through = j;
+  }
+  if (merged.through == k) return merged;
+  const pb::Relation* later_layout = history.At(later.first);
+  if (later_layout == nullptr || !history.OneLayoutBetween(later.first, later.last) ||
+      !SameColumns(layout, *later_layout)) {
+    merged.through = k;
+    return merged;
+  }
+  if (SameLayout(layout, *later_layout) && history.OneLayoutBetween(first.first, later.last)) {
+    TableActivity all = first;
+    all.entries += later.entries;
+    all.last = later.last;
+    merged.rows = std::make_unique<StreamedRows>(
+        store, layout, history, Window{windows[k].from, windows[merged.through].to}, all);
+    return merged;
+  }
+  if (IsMultiset(*later_layout)) {
+    merged.through = k;
+    return merged;
+  }
+  ASSIGN_OR_RETURN(bool empty, IsEmpty(conn, layout));
+  if (!empty) {
+    merged.through = k;
+    return merged;
+  }
+  merged.rows = std::make_unique<MergedRows>(
+      std::make_unique<StreamedRows>(store, layout, history, windows[k], first),
+      std::make_unique<StreamedRows>(store, *later_layout, history,
+                                     Window{windows[k + 1].from, windows[merged.through].to},
+                                     later));
+  return merged;
+}
+
 // How one table's rows of one epoch are applied.
 struct TablePlan {
   const pb::Relation* layout = nullptr;  // its name and columns in this epoch
@@ -640,6 +769,8 @@ Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
   RETURN_IF_ERROR(ScanActivity(store, windows, plan.chosen_relids, &activity));
 
   std::map<uint32_t, LayoutHistory> histories;
+  // Tables whose rows were applied through a later epoch: that epoch's index.
+  std::map<uint32_t, size_t> merged_through;
   EpochBuilder builder(store);
   for (size_t k = 0; k < plan.ddl.size(); k++) {
     const SchemaChange& d = plan.ddl[k];
@@ -713,14 +844,26 @@ Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
     for (const auto& [relid, p] : tables) {
       const pb::Relation& rel = *p.layout;
       if (!chosen(rel)) continue;
+      auto through = merged_through.find(relid);
+      if (through != merged_through.end() && k <= through->second) continue;  // loaded before
       std::vector<std::unique_ptr<EpochRows>> runs;
+      size_t last_epoch = k;
       if (p.folded) {
         for (const TableDelta& delta : deltas.at(relid)) {
           runs.push_back(std::make_unique<FoldedRows>(delta));
         }
       } else if (p.streamed) {
-        runs.push_back(std::make_unique<StreamedRows>(store, rel, histories.at(relid), window,
-                                                      epoch.tables.at(relid)));
+        ASSIGN_OR_RETURN(MergedEpochs merged,
+                         MergeLaterEpochs(store, plan, windows, activity, histories.at(relid), k,
+                                          rel, conn));
+        if (merged.through > k) {
+          last_epoch = merged.through;
+          merged_through[relid] = merged.through;
+          runs.push_back(std::move(merged.rows));
+        } else {
+          runs.push_back(std::make_unique<StreamedRows>(store, rel, histories.at(relid), window,
+                                                        epoch.tables.at(relid)));
+        }
       }  // else only truncated: nothing more to apply
       uint64_t changed = 0;
       for (const std::unique_ptr<EpochRows>& rows : runs) {
@@ -728,7 +871,13 @@ Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
                                                    : ApplyKeyed(conn, rows.get()));
         changed += rows->changed();
       }
-      out << "    " << TableName(rel) << ": " << changed << " rows changed\n";
+      out << "    " << TableName(rel) << ": " << changed << " rows changed";
+      if (last_epoch > k) {
+        const SchemaChange& until = plan.ddl[last_epoch];
+        out << " through the " << until.tag << " of xid " << until.xid
+            << " (the schema changes in between leave its rows alone)";
+      }
+      out << "\n";
       ASSIGN_OR_RETURN(PgResult oid, conn->QueryParams("SELECT to_regclass($1)::oid::text",
                                                        {TableSql(rel)}));
       if (oid.rows() == 1 && !oid.IsNull(0, 0)) loaded_oids->insert(oid.GetString(0, 0));

@@ -67,5 +67,63 @@ TEST(SqlStatements, ClassifiesSchemaStatementsByFirstKeyword) {
   EXPECT_FALSE(IsSchemaStatement("createx table t ()"));
 }
 
+TEST(SqlStatements, TokenizesWordsIdentifiersLiteralsAndPunctuation) {
+  const std::vector<SqlToken> t =
+      TokenizeSql("ALTER TABLE \"My \"\"T\".x$1 /* c */ ADD e'a\\'b' $q$ ; $q$ $2 3.5;");
+  ASSERT_EQ(t.size(), 11u);
+  EXPECT_EQ(t[0].kind, SqlToken::kWord);
+  EXPECT_EQ(IdentifierName(t[0]), "alter");
+  EXPECT_EQ(t[2].kind, SqlToken::kQuotedIdent);
+  EXPECT_EQ(IdentifierName(t[2]), "My \"T");
+  EXPECT_EQ(t[3].text, ".");
+  EXPECT_EQ(IdentifierName(t[4]), "x$1");
+  EXPECT_EQ(IdentifierName(t[5]), "add");
+  EXPECT_EQ(t[6].kind, SqlToken::kLiteral);
+  EXPECT_EQ(t[6].text, "e'a\\'b'");
+  EXPECT_EQ(t[7].kind, SqlToken::kLiteral);
+  EXPECT_EQ(t[7].text, "$q$ ; $q$");
+  EXPECT_EQ(t[8].kind, SqlToken::kOther);
+  EXPECT_EQ(t[8].text, "$2");
+  EXPECT_EQ(t[9].text, "3.5");
+  EXPECT_EQ(t[10].kind, SqlToken::kPunct);
+  EXPECT_EQ(t[10].offset, 61u);
+}
+
+TEST(SqlStatements, RecognisesStatementsThatLeaveATablesRowsAlone) {
+  const std::string t = "accounts";
+  EXPECT_TRUE(LeavesRowsAlone("alter table pgbench_accounts add primary key (aid)", t));
+  EXPECT_TRUE(LeavesRowsAlone("ALTER TABLE IF EXISTS ONLY public.\"accounts\" ADD CONSTRAINT "
+                              "a_pk PRIMARY KEY (id) INCLUDE (v) WITH (fillfactor = 90)", t));
+  EXPECT_TRUE(LeavesRowsAlone("alter table accounts add unique nulls not distinct (a, b)", t));
+  EXPECT_TRUE(LeavesRowsAlone("create unique index concurrently if not exists i on accounts (lower(v)) "
+                              "where v > 0", t));
+  EXPECT_TRUE(LeavesRowsAlone("CREATE INDEX ON accounts USING gin (doc)", t));
+  EXPECT_TRUE(LeavesRowsAlone("create table other (id bigint generated always as identity primary key,"
+                              " a int references public.accounts (id)) with (fillfactor = 70)", t));
+  EXPECT_TRUE(LeavesRowsAlone("create temp table if not exists x (a int)", t));
+  EXPECT_TRUE(LeavesRowsAlone("create sequence s owned by accounts.id", t));
+  EXPECT_TRUE(LeavesRowsAlone("create or replace view v as select * from accounts", t));
+  EXPECT_TRUE(LeavesRowsAlone("comment on table accounts is 'x'", t));
+
+  // Rewrites rows (a USING clause), adds or drops columns, or more subcommands.
+  EXPECT_FALSE(LeavesRowsAlone("alter table accounts alter column v type text using v || '!'", t));
+  EXPECT_FALSE(LeavesRowsAlone("alter table accounts add column c int default 1", t));
+  EXPECT_FALSE(LeavesRowsAlone("alter table accounts add primary key (id), add column c int", t));
+  EXPECT_FALSE(LeavesRowsAlone("alter table accounts add constraint c check (v > 0) not valid", t));
+  EXPECT_FALSE(LeavesRowsAlone("alter table other add foreign key (a) references accounts", t));
+  EXPECT_FALSE(LeavesRowsAlone("alter table accounts drop constraint accounts_pkey", t));
+  // Fills a table from rows, or checks a default partition's rows.
+  EXPECT_FALSE(LeavesRowsAlone("create table copy as select * from accounts", t));
+  EXPECT_FALSE(LeavesRowsAlone("create table copy (a, b) as select 1, 2", t));
+  EXPECT_FALSE(LeavesRowsAlone("create table p1 partition of accounts for values in (1)", t));
+  EXPECT_FALSE(LeavesRowsAlone("create table child (c int) inherits (\"accounts\")", t));
+  EXPECT_FALSE(LeavesRowsAlone("create materialized view m as select * from accounts", t));
+  EXPECT_FALSE(LeavesRowsAlone("drop index i", t));
+  EXPECT_FALSE(LeavesRowsAlone("do $$ begin alter table accounts add primary key (id); end $$", t));
+  EXPECT_FALSE(LeavesRowsAlone("create function f() returns int language sql as 'select 1'", t));
+  EXPECT_FALSE(LeavesRowsAlone("create unique table x (a int)", t));
+  EXPECT_FALSE(LeavesRowsAlone("", t));
+}
+
 }  // namespace
 }  // namespace pgtrail
