@@ -144,6 +144,8 @@ Status Capture::OnCommit(const pgoutput::Commit& commit) {
   const int64_t max_time = std::max(meta_.max_commit_time_us(), h.commit_time_us());
   h.set_max_commit_time_us(max_time);
   h.set_ordinal(meta_.txn_count() + 1);
+  for (pb::TxnTable& t : txn_->tables) h.add_tables()->Swap(&t);
+  h.set_tables_listed(true);
   batch_.Put(store_->cf(Family::kTxn), keys::TxnKey(h.commit_lsn()), h.SerializeAsString());
   batch_.Put(store_->cf(Family::kTime), keys::TimeKey(max_time, h.commit_lsn()), "");
 
@@ -296,6 +298,21 @@ Status Capture::ResolveUnchanged(const pb::Relation& rel, const pb::Tuple* old_t
 
 void Capture::PutRowIndex(uint32_t relid, const std::string& rowkey, uint32_t seq,
                           keys::RowOp op) {
+  std::vector<pb::TxnTable>& tables = txn_->tables;
+  if (txn_->last_table >= tables.size() || tables[txn_->last_table].relid() != relid) {
+    txn_->last_table = 0;
+    while (txn_->last_table < tables.size() && tables[txn_->last_table].relid() != relid) {
+      txn_->last_table++;
+    }
+    if (txn_->last_table == tables.size()) {
+      tables.emplace_back();
+      tables.back().set_relid(relid);
+      tables.back().set_first_seq(seq);
+    }
+  }
+  pb::TxnTable& table = tables[txn_->last_table];
+  table.set_last_seq(seq);
+  table.set_entries(table.entries() + 1);
   const size_t offset = rowidx_.size();
   keys::AppendRowIdxKey(&rowidx_, relid, rowkey, txn_->commit_lsn, seq);
   rowidx_.push_back(static_cast<char>(op));

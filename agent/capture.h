@@ -104,6 +104,9 @@ class Capture {
     uint64_t origin_lsn = 0;
     bool skip = false;
     uint32_t next_seq = 0;
+    // The tables it changed so far (TxnHeader.tables), and which one last.
+    std::vector<pb::TxnTable> tables;
+    size_t last_table = 0;
   };
 
   Status OnBegin(const pgoutput::Begin& begin);

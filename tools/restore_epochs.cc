@@ -67,33 +67,104 @@ std::optional<size_t> EpochOf(const std::vector<Window>& windows, Position pos) 
   return k;
 }
 
-// Finds what every epoch did to the chosen tables (all when `chosen` is
-// empty): TRUNCATEs from the truncate family, then one pass over the keys of
-// the row index counting entries per (epoch, table).
-Status ScanActivity(Store* store, const std::vector<Window>& windows,
-                    const std::set<uint32_t>& chosen, std::vector<EpochActivity>* out) {
-  out->assign(windows.size(), EpochActivity());
-  auto wanted = [&](uint32_t relid) { return chosen.empty() || chosen.count(relid) != 0; };
-  {
-    std::unique_ptr<rocksdb::Iterator> it(
-        store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Family::kTruncate)));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      uint32_t relid;
-      Position pos;
-      RETURN_IF_ERROR(keys::ParseTruncateKey(ToView(it->key()), &relid, &pos.lsn, &pos.seq));
-      if (!wanted(relid)) continue;
-      const std::optional<size_t> k = EpochOf(windows, pos);
-      if (!k) continue;
-      (*out)[*k].truncates[pos].push_back(relid);
-      TableActivity& t = (*out)[*k].tables[relid];
-      if (!t.truncated || t.last_truncate < pos) t.last_truncate = pos;
-      t.truncated = true;
-    }
-    if (!it->status().ok()) return Status::IOError(it->status().ToString());
+// Adds entries of a table at positions first..last to its activity.
+void Note(TableActivity* t, Position first, Position last, uint64_t entries) {
+  if (t->entries == 0 || first < t->first) t->first = first;
+  if (t->entries == 0 || t->last < last) t->last = last;
+  t->entries += entries;
+}
+
+// TRUNCATEs of the chosen tables (all when `chosen` is empty), by epoch.
+Status ScanTruncates(Store* store, const std::vector<Window>& windows,
+                     const std::function<bool(uint32_t)>& wanted,
+                     std::vector<EpochActivity>* out) {
+  std::unique_ptr<rocksdb::Iterator> it(
+      store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Family::kTruncate)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    uint32_t relid;
+    Position pos;
+    RETURN_IF_ERROR(keys::ParseTruncateKey(ToView(it->key()), &relid, &pos.lsn, &pos.seq));
+    if (!wanted(relid)) continue;
+    const std::optional<size_t> k = EpochOf(windows, pos);
+    if (!k) continue;
+    (*out)[*k].truncates[pos].push_back(relid);
+    TableActivity& t = (*out)[*k].tables[relid];
+    if (!t.truncated || t.last_truncate < pos) t.last_truncate = pos;
+    t.truncated = true;
   }
-  rocksdb::ReadOptions options;
-  options.fill_cache = false;  // read once
-  std::unique_ptr<rocksdb::Iterator> it(store->db()->NewIterator(options, store->cf(Family::kRowIdx)));
+  return it->status().ok() ? Status::OK() : Status::IOError(it->status().ToString());
+}
+
+// The row changes from the transaction headers, which list the tables each
+// changed with the first and last position (one entry per transaction and
+// table, where the row index holds one per row). A transaction whose
+// changes of a table fall on both sides of a schema change or of that
+// table's TRUNCATE is read change by change. *listed is false (and nothing
+// is counted) if a header in the windows does not list its tables: a store
+// written by an older agent.
+Status ScanTxnActivity(Store* store, const std::vector<Window>& windows,
+                       const std::function<bool(uint32_t)>& wanted,
+                       std::vector<EpochActivity>* out, bool* listed) {
+  *listed = true;
+  std::map<uint64_t, std::set<uint32_t>> exact;  // commit LSN -> tables to read change by change
+  std::vector<std::tuple<size_t, uint32_t, Position, Position, uint64_t>> notes;
+  RETURN_IF_ERROR(store->ForEachTxn(
+      windows.front().from.lsn, windows.back().to.lsn, [&](const pb::TxnHeader& h) {
+        if (!h.tables_listed() && h.change_count() > 0) {
+          *listed = false;
+          return false;
+        }
+        for (const pb::TxnTable& t : h.tables()) {
+          if (!wanted(t.relid())) continue;
+          const Position first{h.commit_lsn(), t.first_seq()};
+          const Position last{h.commit_lsn(), t.last_seq()};
+          const std::optional<size_t> k = EpochOf(windows, first);
+          if (!k && !EpochOf(windows, last) && (last < windows.front().from ||
+                                                 windows.back().to <= first)) {
+            continue;  // before the first schema change or after the last
+          }
+          if (k && EpochOf(windows, last) == k) {
+            auto a = (*out)[*k].tables.find(t.relid());
+            const bool truncated = a != (*out)[*k].tables.end() && a->second.truncated;
+            if (!truncated || a->second.last_truncate < first) {
+              notes.emplace_back(*k, t.relid(), first, last, t.entries());
+              continue;
+            }
+            if (last < a->second.last_truncate) continue;  // all before the TRUNCATE
+          }
+          exact[h.commit_lsn()].insert(t.relid());
+        }
+        return true;
+      }));
+  if (!*listed) return Status::OK();
+  for (const auto& [k, relid, first, last, entries] : notes) {
+    Note(&(*out)[k].tables[relid], first, last, entries);
+  }
+  for (const auto& [lsn, relids] : exact) {
+    RETURN_IF_ERROR(store->ForEachChange(lsn, [&](uint32_t seq, const pb::Change& c) {
+      if ((c.op() != pb::Change::INSERT && c.op() != pb::Change::UPDATE &&
+           c.op() != pb::Change::DELETE) ||
+          relids.count(c.relid()) == 0) {
+        return true;
+      }
+      const Position pos{lsn, seq};
+      const std::optional<size_t> k = EpochOf(windows, pos);
+      if (!k) return true;
+      TableActivity& t = (*out)[*k].tables[c.relid()];
+      if (t.Counts(pos)) Note(&t, pos, pos, 1);
+      return true;
+    }));
+  }
+  return Status::OK();
+}
+
+// The row changes from the row index: one pass over its keys counting
+// entries per (epoch, table). For stores whose headers do not list tables.
+Status ScanRowIndexActivity(Store* store, const std::vector<Window>& windows,
+                            const std::function<bool(uint32_t)>& wanted,
+                            std::vector<EpochActivity>* out) {
+  std::unique_ptr<rocksdb::Iterator> it(
+      store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Family::kRowIdx)));
   uint32_t current_relid = 0;
   bool have_relid = false;
   std::vector<TableActivity*> slots;  // the current table's activity per epoch
@@ -117,16 +188,27 @@ Status ScanActivity(Store* store, const std::vector<Window>& windows,
     if (const std::optional<size_t> k = EpochOf(windows, pos)) {
       TableActivity*& t = slots[*k];
       if (t == nullptr) t = &(*out)[*k].tables[relid];
-      if (t->Counts(pos)) {
-        if (t->entries == 0 || pos < t->first) t->first = pos;
-        if (t->entries == 0 || t->last < pos) t->last = pos;
-        t->entries++;
-      }
+      if (t->Counts(pos)) Note(t, pos, pos, 1);
     }
     it->Next();
   }
-  if (!it->status().ok()) return Status::IOError(it->status().ToString());
-  return Status::OK();
+  return it->status().ok() ? Status::OK() : Status::IOError(it->status().ToString());
+}
+
+// Finds what every epoch did to the chosen tables (all when `chosen` is
+// empty): TRUNCATEs, then which tables had rows changed, how many and
+// between which positions (after the table's last TRUNCATE in the epoch).
+Status ScanActivity(Store* store, const std::vector<Window>& windows,
+                    const std::set<uint32_t>& chosen, std::vector<EpochActivity>* out) {
+  out->assign(windows.size(), EpochActivity());
+  const std::function<bool(uint32_t)> wanted = [&](uint32_t relid) {
+    return chosen.empty() || chosen.count(relid) != 0;
+  };
+  RETURN_IF_ERROR(ScanTruncates(store, windows, wanted, out));
+  bool listed = false;
+  RETURN_IF_ERROR(ScanTxnActivity(store, windows, wanted, out, &listed));
+  if (listed) return Status::OK();
+  return ScanRowIndexActivity(store, windows, wanted, out);
 }
 
 using KeyFn = std::function<Status(std::string_view rowkey)>;

@@ -261,6 +261,52 @@ TEST_F(CaptureTest, SpilledTransactionResentIsStoredOnce) {
                       return true;
                     }).ok());
   EXPECT_EQ(next, static_cast<uint32_t>(n));
+  // Its header lists the table once, over every spill and the resend.
+  auto header = store_->GetTxn(100);
+  ASSERT_TRUE(header.ok() && header->has_value());
+  EXPECT_TRUE((*header)->tables_listed());
+  ASSERT_EQ((*header)->tables_size(), 1);
+  EXPECT_EQ((*header)->tables(0).relid(), kRelid);
+  EXPECT_EQ((*header)->tables(0).first_seq(), 0u);
+  EXPECT_EQ((*header)->tables(0).last_seq(), static_cast<uint32_t>(n - 1));
+  EXPECT_EQ((*header)->tables(0).entries(), static_cast<uint32_t>(n));
+}
+
+// A transaction's header lists the tables whose rows it changed, with the
+// first and last position and the row-index entries (a key change makes
+// two); a transaction without row changes lists none.
+TEST_F(CaptureTest, TxnHeaderListsTheTablesItChanged) {
+  Begin(100, 1);
+  Relation();
+  Insert(Tuple({Text("1"), Text("a")}));
+  pgoutput::Message message;
+  message.type = pgoutput::MessageType::kMessage;
+  message.message = {1, 0, "note", "x"};
+  Feed(message);
+  pgoutput::Message key_change;
+  key_change.type = pgoutput::MessageType::kUpdate;
+  key_change.update.relid = kRelid;
+  key_change.update.old_kind = 'K';
+  key_change.update.old_tuple = Tuple({Text("1"), Null()});
+  key_change.update.new_tuple = Tuple({Text("2"), Text("b")});
+  Feed(key_change);
+  Commit(100);
+  Begin(200, 2);
+  Feed(message);
+  Commit(200);
+  ASSERT_TRUE(capture_->Flush().ok());
+  auto first = store_->GetTxn(100);
+  ASSERT_TRUE(first.ok() && first->has_value());
+  EXPECT_TRUE((*first)->tables_listed());
+  ASSERT_EQ((*first)->tables_size(), 1);
+  EXPECT_EQ((*first)->tables(0).relid(), kRelid);
+  EXPECT_EQ((*first)->tables(0).first_seq(), 0u);
+  EXPECT_EQ((*first)->tables(0).last_seq(), 2u);
+  EXPECT_EQ((*first)->tables(0).entries(), 3u);
+  auto second = store_->GetTxn(200);
+  ASSERT_TRUE(second.ok() && second->has_value());
+  EXPECT_TRUE((*second)->tables_listed());
+  EXPECT_EQ((*second)->tables_size(), 0);
 }
 
 // A store of format 1 (one entry per change) is refused, not misread.
