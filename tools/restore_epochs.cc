@@ -250,6 +250,10 @@ class StreamedRows : public EpochRows {
 
   const pb::Relation& layout() const override { return layout_; }
   uint64_t changed() const override { return changed_; }
+  // True if the row-index entry at pos belongs to these rows.
+  bool Counts(Position pos) const { return window_.Contains(pos) && activity_.Counts(pos); }
+  Store* store() const { return store_; }
+  const LayoutHistory& history() const { return history_; }
 
   Status ScanKeys(const KeyFn* gone) override { return ScanKeys(gone, nullptr); }
 
@@ -333,7 +337,7 @@ class StreamedRows : public EpochRows {
 // at the end of epoch m.
 class MergedRows : public EpochRows {
  public:
-  MergedRows(std::unique_ptr<EpochRows> first, std::unique_ptr<StreamedRows> later)
+  MergedRows(std::unique_ptr<StreamedRows> first, std::unique_ptr<StreamedRows> later)
       : first_(std::move(first)), later_(std::move(later)) {}
 
   const pb::Relation& layout() const override { return first_->layout(); }
@@ -343,6 +347,7 @@ class MergedRows : public EpochRows {
   Status ForEachCount(bool, const CountFn&) override { return Unsupported(); }
 
   Status ForEachRow(const CountFn& fn) override {
+    if (IsMultiset(first_->layout()) && KeyLeads(later_->layout())) return OnePass(fn);
     std::unordered_set<std::string> changed;  // keys under the later layout
     const KeyFn each = [&](std::string_view rowkey) {
       changed.emplace(rowkey);
@@ -365,11 +370,71 @@ class MergedRows : public EpochRows {
   }
 
  private:
+  // True if the key columns are the leading columns, in order.
+  static bool KeyLeads(const pb::Relation& rel) {
+    bool in_key = true;
+    for (const pb::Column& c : rel.columns()) {
+      if (c.key() && !in_key) return false;
+      in_key = c.key();
+    }
+    return rel.columns_size() > 0 && rel.columns(0).key();
+  }
+
+  // A multiset first epoch and a key of leading columns: one pass over the
+  // row index. A key's encoding is then a prefix of the encoding of every
+  // whole row with that key (each value's encoding is prefix-free), so a
+  // later epoch's key sorts just before the first epoch's rows it replaces,
+  // with nothing but those rows in between.
+  Status OnePass(const CountFn& fn) {
+    RowIdxCursor idx(first_->store(), first_->layout().relid());
+    std::vector<Position> upserts;
+    std::string current, shadow;  // shadow: the last key a later epoch changed
+    bool have_shadow = false;
+    pb::Tuple row;
+    while (!idx.done()) {
+      current.assign(idx.rowkey());
+      bool later = false, first = false;
+      char later_op = 0;
+      Position later_pos;
+      int64_t net = 0;
+      for (; !idx.done() && idx.rowkey() == current; idx.Next()) {
+        const Position pos = idx.position();
+        if (later_->Counts(pos)) {
+          RETURN_IF_ERROR(CheckRowOp(later_->layout(), idx.op()));
+          later = true;
+          later_op = idx.op();
+          later_pos = pos;
+        } else if (first_->Counts(pos)) {
+          RETURN_IF_ERROR(CheckRowOp(first_->layout(), idx.op()));
+          first = true;
+          if (idx.op() == static_cast<char>(keys::RowOp::kAddOne)) net++;
+          if (idx.op() == static_cast<char>(keys::RowOp::kRemoveOne)) net--;
+        }
+      }
+      if (later) {
+        shadow = current;
+        have_shadow = true;
+        if (later_op == static_cast<char>(keys::RowOp::kUpsert)) upserts.push_back(later_pos);
+      }
+      if (!first || net <= 0) continue;
+      if (have_shadow && current.compare(0, shadow.size(), shadow) == 0) continue;  // replaced
+      RETURN_IF_ERROR(RowKeyValues(first_->layout(), current, &row));
+      rows_ += static_cast<uint64_t>(net);
+      RETURN_IF_ERROR(fn(row, static_cast<uint64_t>(net)));
+    }
+    RETURN_IF_ERROR(idx.status());
+    return ForEachFinalImage(later_->store(), later_->layout(), later_->history(),
+                             std::move(upserts), [&](const pb::Tuple& image) {
+                               rows_++;
+                               return fn(image, 1);
+                             });
+  }
+
   static Status Unsupported() {
     return Status::Internal("merged epochs are only loaded into an empty table");
   }
 
-  std::unique_ptr<EpochRows> first_;
+  std::unique_ptr<StreamedRows> first_;
   std::unique_ptr<StreamedRows> later_;
   uint64_t rows_ = 0;
 };

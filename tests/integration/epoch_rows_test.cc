@@ -246,12 +246,15 @@ TEST(EpochRowsTest, LoadsATableOnceAcrossSchemaChangesThatLeaveItsRowsAlone) {
       &source, "once",
       {{"create keyless",
         "CREATE TABLE acc (aid int NOT NULL, bid int, v text);"
-        "CREATE TABLE other (id int)"},
+        "CREATE TABLE other (id int);"
+        "CREATE TABLE rev (v text, id int NOT NULL)"},  // the key will not lead
        {"rows",
         "INSERT INTO acc SELECT g, g % 3, 'v' || g FROM generate_series(1, 50) g;"
         "INSERT INTO acc VALUES (51, NULL, NULL), (52, 1, 'dup'), (53, 1, 'dup');"
-        "INSERT INTO other VALUES (1), (1)"},
-       {"add key", "alter table acc add primary key (aid)"},
+        "INSERT INTO acc VALUES (54, 0, E'back\\\\slash'), (540, 0, NULL);"
+        "INSERT INTO other VALUES (1), (1);"
+        "INSERT INTO rev SELECT 'r' || g, g FROM generate_series(1, 20) g"},
+       {"add key", "alter table acc add primary key (aid); ALTER TABLE rev ADD PRIMARY KEY (id)"},
        {"index elsewhere", "CREATE INDEX ON other (id); COMMENT ON TABLE acc IS 'accounts'"},
        {"changes by key",
         "UPDATE acc SET v = 'changed' WHERE aid <= 5;"
@@ -259,17 +262,23 @@ TEST(EpochRowsTest, LoadsATableOnceAcrossSchemaChangesThatLeaveItsRowsAlone) {
         "INSERT INTO acc VALUES (100, 1, 'new');"
         "UPDATE acc SET aid = 200 WHERE aid = 9;"
         "UPDATE acc SET bid = NULL WHERE aid = 10;"
-        "UPDATE acc SET v = 'dup2' WHERE aid = 53;"},
+        "UPDATE acc SET v = 'dup2' WHERE aid = 53;"
+        "UPDATE rev SET v = 'x' WHERE id <= 3; DELETE FROM rev WHERE id = 4;"
+        "INSERT INTO rev VALUES ('new', 100)"},
        {"new table", "CREATE TABLE later (k text PRIMARY KEY)"},
        {"more changes",
         "UPDATE acc SET v = 'again' WHERE aid = 1;"
         "DELETE FROM acc WHERE aid = 100;"
         "INSERT INTO acc VALUES (6, 6, 'back');"
-        "INSERT INTO later VALUES ('a')"}},
+        "INSERT INTO later VALUES ('a'); UPDATE rev SET v = 'late' WHERE id = 5"}},
       &outputs);
   ASSERT_EQ(outputs.size(), 7u);
-  // The rows of acc went in once, before its key: through the last epoch.
-  EXPECT_NE(outputs.back().find("public.acc: 51 rows changed through the CREATE TABLE of xid"),
+  // The rows of acc and rev went in once, before their keys: through the
+  // last epoch (acc in one pass over the row index, rev's key does not lead).
+  EXPECT_NE(outputs.back().find("public.acc: 53 rows changed through the CREATE TABLE of xid"),
+            std::string::npos)
+      << outputs.back();
+  EXPECT_NE(outputs.back().find("public.rev: 20 rows changed through the CREATE TABLE of xid"),
             std::string::npos)
       << outputs.back();
   const size_t key_added = outputs.back().find("replayed ALTER TABLE");
