@@ -276,6 +276,38 @@ class StreamedRows : public EpochRows {
     return ForEachFinalImage(store_, layout_, history_, std::move(upserts_), up);
   }
 
+  // Keyed: the final images stream out during the pass over the keys. One
+  // whose change comes after every change read so far is read at once (the
+  // changes are read forward, so a table filled in key order goes straight
+  // through); the others are read sorted after the pass.
+  Status ForEachRow(const CountFn& fn) override {
+    if (IsMultiset(layout_)) return EpochRows::ForEachRow(fn);
+    FinalImageReader reader(store_, layout_, history_);
+    const RowFn one = [&](const pb::Tuple& row) { return fn(row, 1); };
+    std::vector<Position> behind;
+    bool have_read = false;
+    Position last_read;
+    RETURN_IF_ERROR(ForEachKey([&](std::string_view, char last_op, Position last, int64_t) {
+      if (last_op != static_cast<char>(keys::RowOp::kUpsert)) return Status::OK();
+      if (have_read && last <= last_read) {
+        behind.push_back(last);
+        return Status::OK();
+      }
+      have_read = true;
+      last_read = last;
+      return reader.Read(last, one);
+    }));
+    std::sort(behind.begin(), behind.end());
+    for (size_t i = 0; i < behind.size(); i++) {
+      if (i > 0 && behind[i - 1] == behind[i]) {
+        return Status::Corruption("store: two rows of " + TableName(layout_) +
+                                  " end at the same change");
+      }
+      RETURN_IF_ERROR(reader.Read(behind[i], one));
+    }
+    return Status::OK();
+  }
+
   Status ForEachCount(bool additions, const CountFn& fn) override {
     pb::Tuple row;
     return ForEachKey([&](std::string_view rowkey, char, Position, int64_t net) {

@@ -124,54 +124,68 @@ bool LayoutHistory::OneLayoutBetween(Position first, Position last) const {
   return true;
 }
 
+struct FinalImageReader::ArenaState {
+  ArenaState() : first_block(new char[kArenaFirstBlock]), arena(Options(first_block.get())) {}
+  static google::protobuf::ArenaOptions Options(char* block) {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = block;
+    options.initial_block_size = kArenaFirstBlock;
+    return options;
+  }
+  std::unique_ptr<char[]> first_block;
+  google::protobuf::Arena arena;
+  pb::Change* parsed = nullptr;
+};
+
+FinalImageReader::FinalImageReader(Store* store, const pb::Relation& layout,
+                                   const LayoutHistory& history)
+    : store_(store), layout_(layout), history_(history), reader_(store),
+      arena_(std::make_unique<ArenaState>()) {}
+
+FinalImageReader::~FinalImageReader() = default;
+
+Status FinalImageReader::Read(Position pos, const std::function<Status(const pb::Tuple&)>& emit) {
+  if (reads_++ % kArenaChanges == 0) {
+    arena_->arena.Reset();
+    arena_->parsed = google::protobuf::Arena::CreateMessage<pb::Change>(&arena_->arena);
+  }
+  const pb::Change& change = *arena_->parsed;
+  bool found = false;
+  RETURN_IF_ERROR(reader_.Get(pos.lsn, pos.seq, arena_->parsed, &found));
+  if (!found) return Status::Corruption("store: " + DescribePosition(pos) + " is missing");
+  if ((change.op() != pb::Change::INSERT && change.op() != pb::Change::UPDATE) ||
+      change.relid() != layout_.relid()) {
+    return Status::Corruption("store: the row index of " + TableName(layout_) + " points at " +
+                              DescribePosition(pos) + ", which is not an INSERT or UPDATE of it");
+  }
+  // The layout check per change: the version its (relation_lsn,
+  // relation_seq) names, compared once per version.
+  const pb::Relation* written = history_.At(Position{change.relation_lsn(), change.relation_seq()});
+  if (written != checked_ || checked_ == nullptr) {
+    checked_ = written;
+    checked_same_ = written != nullptr && SameLayout(*written, layout_);
+  }
+  if (!checked_same_) {
+    return Status::Corruption("store: " + DescribePosition(pos) + " of " + TableName(layout_) +
+                              " was written under the layout version at LSN " +
+                              FormatLsn(change.relation_lsn()) + " seq " +
+                              std::to_string(change.relation_seq()) +
+                              ", not the one its rows are restored with");
+  }
+  return emit(change.new_tuple());
+}
+
 Status ForEachFinalImage(Store* store, const pb::Relation& layout, const LayoutHistory& history,
                          std::vector<Position> positions,
                          const std::function<Status(const pb::Tuple&)>& emit) {
   std::sort(positions.begin(), positions.end());
-  ChangeReader reader(store);
-  // The layout check per change: the version its (relation_lsn, relation_seq)
-  // names, compared once per version.
-  const pb::Relation* checked = nullptr;
-  bool checked_same = false;
-  std::unique_ptr<char[]> first_block(new char[kArenaFirstBlock]);
-  google::protobuf::ArenaOptions arena_options;
-  arena_options.initial_block = first_block.get();
-  arena_options.initial_block_size = kArenaFirstBlock;
-  google::protobuf::Arena arena(arena_options);
-  pb::Change* parsed = nullptr;
+  FinalImageReader reader(store, layout, history);
   for (size_t i = 0; i < positions.size(); i++) {
-    if (i % kArenaChanges == 0) {
-      arena.Reset();
-      parsed = google::protobuf::Arena::CreateMessage<pb::Change>(&arena);
-    }
-    const pb::Change& change = *parsed;
-    const Position pos = positions[i];
-    if (i > 0 && positions[i - 1] == pos) {
+    if (i > 0 && positions[i - 1] == positions[i]) {
       return Status::Corruption("store: two rows of " + TableName(layout) + " end at " +
-                                DescribePosition(pos));
+                                DescribePosition(positions[i]));
     }
-    bool found = false;
-    RETURN_IF_ERROR(reader.Get(pos.lsn, pos.seq, parsed, &found));
-    if (!found) return Status::Corruption("store: " + DescribePosition(pos) + " is missing");
-    if ((change.op() != pb::Change::INSERT && change.op() != pb::Change::UPDATE) ||
-        change.relid() != layout.relid()) {
-      return Status::Corruption("store: the row index of " + TableName(layout) + " points at " +
-                                DescribePosition(pos) + ", which is not an INSERT or UPDATE of it");
-    }
-    const pb::Relation* written =
-        history.At(Position{change.relation_lsn(), change.relation_seq()});
-    if (written != checked || checked == nullptr) {
-      checked = written;
-      checked_same = written != nullptr && SameLayout(*written, layout);
-    }
-    if (!checked_same) {
-      return Status::Corruption("store: " + DescribePosition(pos) + " of " + TableName(layout) +
-                                " was written under the layout version at LSN " +
-                                FormatLsn(change.relation_lsn()) + " seq " +
-                                std::to_string(change.relation_seq()) +
-                                ", not the one its rows are restored with");
-    }
-    RETURN_IF_ERROR(emit(change.new_tuple()));
+    RETURN_IF_ERROR(reader.Read(positions[i], emit));
   }
   return Status::OK();
 }

@@ -100,11 +100,38 @@ class LayoutHistory {
   std::vector<std::pair<Position, pb::Relation>> versions_;
 };
 
+// Reads final images of keyed rows of one table by position: the change at
+// each position must be an INSERT or UPDATE of that table written under
+// `layout` (else kCorruption: its rows would go in the wrong columns). Reads
+// in ascending position order go forward with one iterator; others seek.
+class FinalImageReader {
+ public:
+  // REQUIRES: store, layout and history outlive the reader.
+  FinalImageReader(Store* store, const pb::Relation& layout, const LayoutHistory& history);
+  ~FinalImageReader();
+  FinalImageReader(const FinalImageReader&) = delete;
+  FinalImageReader& operator=(const FinalImageReader&) = delete;
+
+  // Calls emit(new_tuple) for the change at pos.
+  Status Read(Position pos, const std::function<Status(const pb::Tuple&)>& emit);
+
+ private:
+  Store* store_;
+  const pb::Relation& layout_;
+  const LayoutHistory& history_;
+  ChangeReader reader_;
+  const pb::Relation* checked_ = nullptr;  // the version last compared with layout_
+  bool checked_same_ = false;
+  uint64_t reads_ = 0;
+  struct ArenaState;
+  std::unique_ptr<ArenaState> arena_;
+};
+
 // Calls emit(new_tuple) for the change at each of `positions` (sorted here;
 // the final images of keyed rows of `layout`'s table), reading them in LSN
 // order with one iterator. Fails with kCorruption if a change is missing,
 // is not an INSERT or UPDATE of that table, appears twice, or was written
-// under a layout other than `layout` (its rows would go in the wrong columns).
+// under a layout other than `layout`.
 Status ForEachFinalImage(Store* store, const pb::Relation& layout, const LayoutHistory& history,
                          std::vector<Position> positions,
                          const std::function<Status(const pb::Tuple&)>& emit);
