@@ -40,6 +40,9 @@ int main(int argc, char** argv) {
       ("tables", po::value(&tables),
        "comma-separated tables to restore (schema.table or table); default: all")
       ("dry-run", "print the plan (snapshot, transactions, tables, row counts); write nothing")
+      ("jobs,j", po::value(&options.jobs)->default_value(1),
+       "load tables over N connections at once, as pg_restore -j; the target database must "
+       "not exist: it is built under a temporary name and renamed when complete")
       ("clean",
        "drop everything in the target first, so it may be non-empty or even the source "
        "database itself; asks to type the database name to confirm")

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <unistd.h>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include "storage/coding.h"
 #include "storage/copy_text.h"
 #include "tools/copy_in.h"
+#include "tools/load_jobs.h"
 #include "tools/restore_epochs.h"
 #include "tools/row_images.h"
 #include "tools/sql_statements.h"
@@ -553,12 +555,14 @@ void PrintPlan(const RestorePlan& plan, bool with_rows, std::ostream& out) {
 
 namespace {
 
+// Every connection to the target: values in the text form the store holds.
+const ConnOverrides kTargetSettings = {
+    {"client_encoding", "UTF8"},
+    {"options", "-c datestyle=ISO -c intervalstyle=postgres -c timezone=UTC"}};
+
 // Connects to the target, creating its database if it does not exist.
 Result<std::unique_ptr<PgConn>> ConnectTarget(const std::string& target, std::ostream& out) {
-  ConnOverrides settings = {
-      {"client_encoding", "UTF8"},
-      {"options", "-c datestyle=ISO -c intervalstyle=postgres -c timezone=UTC"}};
-  auto conn = PgConn::Connect(target, settings);
+  auto conn = PgConn::Connect(target, kTargetSettings);
   if (conn.ok()) return conn;
   // Maybe the database does not exist yet: create it from a maintenance DB.
   ASSIGN_OR_RETURN(std::string dbname, ConninfoValue(target, "dbname"));
@@ -573,7 +577,7 @@ Result<std::unique_ptr<PgConn>> ConnectTarget(const std::string& target, std::os
   RETURN_IF_ERROR((*admin)->Exec("CREATE DATABASE " + QuoteIdent(dbname) + " TEMPLATE template0")
                       .WithContext("cannot create target database \"" + dbname + "\""));
   out << "created database \"" << dbname << "\"\n";
-  return PgConn::Connect(target, settings);
+  return PgConn::Connect(target, kTargetSettings);
 }
 
 Status CheckTarget(PgConn* conn, const pb::StoreMeta& meta) {
@@ -743,8 +747,141 @@ Status DropTablesNotLoaded(PgConn* conn, const std::set<std::string>& loaded_oid
 
 }  // namespace
 
+namespace {
+
+// Schema, rows and sequences into the target through `jobs`. Sequential:
+// inside the caller's transaction. Parallel: each step commits, the rows of
+// each table in a worker's transaction.
+Status FillTarget(Store* store, RestorePlan* plan, const RestoreOptions& options, LoadJobs* jobs,
+                  std::ostream& out) {
+  PgConn* conn = jobs->main();
+  const bool parallel = jobs->parallel();
+  auto step = [&](const std::string& sql, const char* what) {
+    Status st = parallel ? conn->Exec("BEGIN;\n" + sql + ";\nCOMMIT") : conn->Exec(sql);
+    return st.WithContext(what);
+  };
+  RETURN_IF_ERROR(step(JoinDumpEntries(SplitDumpEntries(plan->snapshot.pre_data_sql())),
+                       "schema (pre-data)"));
+  RETURN_IF_ERROR(conn->Exec("SET search_path = pg_catalog"));
+  const bool some_tables = !options.tables.empty();
+  std::set<std::string> loaded_oids;
+  for (RestoreTable& t : plan->tables) {
+    ASSIGN_OR_RETURN(PgResult oid, conn->QueryParams("SELECT to_regclass($1)::oid::text",
+                                                     {QualifiedName(t.layout.nspname(),
+                                                                    t.layout.relname())}));
+    if (oid.rows() == 1 && !oid.IsNull(0, 0)) loaded_oids.insert(oid.GetString(0, 0));
+    RETURN_IF_ERROR(jobs->Run(t.layout.relid(), [store, plan, &t, jobs, &out](PgConn* c) {
+      RETURN_IF_ERROR(CopyTableIn(store, *plan, c, &t));
+      std::lock_guard<std::mutex> lock(jobs->output_mutex());
+      out << "  " << TableName(t.layout) << ": " << t.rows << " rows\n";
+      return Status::OK();
+    }));
+  }
+  RETURN_IF_ERROR(jobs->WaitAll());
+  uint64_t total = 0;
+  for (const RestoreTable& t : plan->tables) total += t.rows;
+  if (!some_tables) {
+    RETURN_IF_ERROR(step(JoinDumpEntries(SplitDumpEntries(plan->snapshot.post_data_sql())),
+                         "schema (post-data)"));
+  } else {
+    if (parallel) RETURN_IF_ERROR(conn->Exec("BEGIN"));
+    RETURN_IF_ERROR(ApplyPostDataForChosen(conn, plan->snapshot.post_data_sql()));
+    if (parallel) RETURN_IF_ERROR(conn->Exec("COMMIT"));
+  }
+  RETURN_IF_ERROR(conn->Exec("SET search_path = pg_catalog"));
+  if (!plan->ddl.empty()) {
+    {
+      std::lock_guard<std::mutex> lock(jobs->output_mutex());
+      out << "schema changes after the snapshot: " << plan->ddl.size() << "\n";
+    }
+    EpochOptions epoch_options;
+    if (some_tables) {
+      const std::set<uint32_t> chosen_relids = plan->chosen_relids;
+      epoch_options.chosen = [chosen_relids](const pb::Relation& rel) {
+        return chosen_relids.count(rel.relid()) != 0;
+      };
+      epoch_options.tolerate_ddl_failures = true;
+    }
+    RETURN_IF_ERROR(ApplyEpochs(store, *plan, jobs, epoch_options, &loaded_oids, out));
+  }
+  if (parallel) RETURN_IF_ERROR(conn->Exec("BEGIN"));
+  if (some_tables) RETURN_IF_ERROR(DropTablesNotLoaded(conn, loaded_oids));
+  RETURN_IF_ERROR(RestoreSequences(conn, *plan));
+  if (parallel) RETURN_IF_ERROR(conn->Exec("COMMIT"));
+  out << "restored " << plan->tables.size() << " tables, " << total << " rows";
+  if (!plan->ddl.empty()) {
+    out << " as of the first schema change, then " << plan->ddl.size()
+        << " schema changes with the rows changed after each";
+  }
+  out << "\n";
+  return Status::OK();
+}
+
+// --jobs: builds the database under a temporary name with parallel loads,
+// then gives it the target's name; on failure it is dropped.
+Status ExecuteParallelRestore(Store* store, RestorePlan* plan, const RestoreOptions& options,
+                              std::ostream& out) {
+  ASSIGN_OR_RETURN(std::string dbname, ConninfoValue(options.target, "dbname"));
+  if (dbname.empty()) {
+    return Status::InvalidArgument("--jobs needs the target's dbname in --target");
+  }
+  Result<std::unique_ptr<PgConn>> admin = PgConn::Connect(options.target, {{"dbname", "postgres"}});
+  if (!admin.ok()) admin = PgConn::Connect(options.target, {{"dbname", "template1"}});
+  if (!admin.ok()) return admin.status().WithContext("cannot connect to create the target");
+  ASSIGN_OR_RETURN(PgResult exists,
+                   (*admin)->QueryParams("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1",
+                                         {dbname}));
+  if (exists.rows() > 0) {
+    return Status::FailedPrecondition(
+        "database \"" + dbname + "\" exists, and --jobs restores into a database it creates"
+        "\nHINT: name a new database, or leave out --jobs to restore into an empty one");
+  }
+  const std::string partial = "pgtrail_partial_" + std::to_string(::getpid());
+  RETURN_IF_ERROR((*admin)->Exec("CREATE DATABASE " + QuoteIdent(partial) + " TEMPLATE template0")
+                      .WithContext("cannot create database \"" + partial + "\""));
+  out << "building database \"" << partial << "\" with " << options.jobs
+      << " connections; it becomes \"" << dbname << "\" when complete\n";
+  Status st = [&]() -> Status {
+    ConnOverrides settings = kTargetSettings;
+    settings.emplace_back("dbname", partial);
+    ASSIGN_OR_RETURN(std::unique_ptr<PgConn> conn, PgConn::Connect(options.target, settings));
+    out << "restoring into " << conn->Describe() << "\n";
+    // Rows go in as they were: triggers and foreign keys of the target do
+    // not act on them (as pg_restore --disable-triggers). Needs a superuser.
+    std::string session = "SET search_path = pg_catalog";
+    if (conn->Exec("SET session_replication_role = replica").ok()) {
+      session += "; SET session_replication_role = replica";
+    } else {
+      out << "  note: not a superuser, so triggers of the target fire while rows are loaded\n";
+    }
+    RETURN_IF_ERROR(conn->Exec(session));
+    ASSIGN_OR_RETURN(std::unique_ptr<LoadJobs> jobs,
+                     LoadJobs::StartWorkers(conn.get(), options.jobs - 1,
+                                            [&] { return PgConn::Connect(options.target, settings); },
+                                            session));
+    return FillTarget(store, plan, options, jobs.get(), out);
+  }();
+  if (!st.ok()) {
+    const Status dropped = (*admin)->Exec("DROP DATABASE IF EXISTS " + QuoteIdent(partial) +
+                                          " WITH (FORCE)");
+    if (!dropped.ok()) {
+      return st.WithContext("(database \"" + partial + "\" is left over: " + dropped.message() +
+                            ")");
+    }
+    return st;
+  }
+  RETURN_IF_ERROR((*admin)->Exec("ALTER DATABASE " + QuoteIdent(partial) + " RENAME TO " +
+                                 QuoteIdent(dbname))
+                      .WithContext("the restored database \"" + partial + "\" is complete, but"));
+  out << "renamed database \"" << partial << "\" to \"" << dbname << "\"\n";
+  return Status::OK();
+}
+
+}  // namespace
+
 Status ExecuteRestore(Store* store, RestorePlan* plan, const RestoreOptions& options,
                       std::ostream& out) {
+  if (options.jobs > 1) return ExecuteParallelRestore(store, plan, options, out);
   ASSIGN_OR_RETURN(auto conn, ConnectTarget(options.target, out));
   if (!options.clean) RETURN_IF_ERROR(CheckTarget(conn.get(), plan->meta));
   ASSIGN_OR_RETURN(PgResult dbname, conn->Query("SELECT current_database()"));
@@ -757,56 +894,25 @@ Status ExecuteRestore(Store* store, RestorePlan* plan, const RestoreOptions& opt
     ASSIGN_OR_RETURN(int dropped, CleanTarget(conn.get()));
     out << "cleaned the target: dropped " << dropped << " schemas\n";
   }
-  RETURN_IF_ERROR(conn->Exec(JoinDumpEntries(SplitDumpEntries(plan->snapshot.pre_data_sql())))
-                      .WithContext("schema (pre-data)"));
-  RETURN_IF_ERROR(conn->Exec("SET search_path = pg_catalog"));
-  const bool some_tables = !options.tables.empty();
-  std::set<std::string> loaded_oids;
-  uint64_t total = 0;
-  for (RestoreTable& t : plan->tables) {
-    RETURN_IF_ERROR(CopyTableIn(store, *plan, conn.get(), &t));
-    total += t.rows;
-    out << "  " << TableName(t.layout) << ": " << t.rows << " rows\n";
-    ASSIGN_OR_RETURN(PgResult oid, conn->QueryParams("SELECT to_regclass($1)::oid::text",
-                                                     {QualifiedName(t.layout.nspname(),
-                                                                    t.layout.relname())}));
-    if (oid.rows() == 1 && !oid.IsNull(0, 0)) loaded_oids.insert(oid.GetString(0, 0));
-  }
-  if (!some_tables) {
-    RETURN_IF_ERROR(conn->Exec(JoinDumpEntries(SplitDumpEntries(plan->snapshot.post_data_sql())))
-                        .WithContext("schema (post-data)"));
-  } else {
-    RETURN_IF_ERROR(ApplyPostDataForChosen(conn.get(), plan->snapshot.post_data_sql()));
-  }
-  RETURN_IF_ERROR(conn->Exec("SET search_path = pg_catalog"));
-  if (!plan->ddl.empty()) {
-    out << "schema changes after the snapshot: " << plan->ddl.size() << "\n";
-    EpochOptions epoch_options;
-    if (some_tables) {
-      const std::set<uint32_t> chosen_relids = plan->chosen_relids;
-      epoch_options.chosen = [chosen_relids](const pb::Relation& rel) {
-        return chosen_relids.count(rel.relid()) != 0;
-      };
-      epoch_options.tolerate_ddl_failures = true;
-    }
-    RETURN_IF_ERROR(ApplyEpochs(store, *plan, conn.get(), epoch_options, &loaded_oids, out));
-  }
-  if (some_tables) RETURN_IF_ERROR(DropTablesNotLoaded(conn.get(), loaded_oids));
-  RETURN_IF_ERROR(RestoreSequences(conn.get(), *plan));
-  RETURN_IF_ERROR(conn->Exec("COMMIT"));
-  out << "restored " << plan->tables.size() << " tables, " << total << " rows";
-  if (!plan->ddl.empty()) {
-    out << " as of the first schema change, then " << plan->ddl.size()
-        << " schema changes with the rows changed after each";
-  }
-  out << "\n";
-  return Status::OK();
+  LoadJobs jobs(conn.get());
+  RETURN_IF_ERROR(FillTarget(store, plan, options, &jobs, out));
+  return conn->Exec("COMMIT");
 }
 
 int RunRestoreCommand(const RestoreOptions& options, std::ostream& out) {
   const char* kProgram = "pitr-restore";
   // Input first: nothing is opened or printed for a bad time or target.
   if (Status st = ValidateRestoreTarget(options); !st.ok()) return ReportError(kProgram, st);
+  if (options.jobs < 1 || options.jobs > 64) {
+    return ReportError(kProgram, Status::InvalidArgument("invalid --jobs " +
+                                                         std::to_string(options.jobs) +
+                                                         ": expected 1 to 64"));
+  }
+  if (options.jobs > 1 && options.clean) {
+    return ReportError(kProgram,
+                       Status::InvalidArgument("--jobs cannot be combined with --clean: a "
+                                               "parallel restore builds a new database"));
+  }
   if (!options.target.empty()) {
     if (auto v = ConninfoValue(options.target, "dbname"); !v.ok()) {
       return ReportError(kProgram, v.status());

@@ -35,6 +35,10 @@ struct RestoreOptions {
   // Empty the target first (it may then be non-empty, or the source itself).
   bool clean = false;
   bool assume_yes = false;  // --clean without the interactive confirmation
+  // Connections loading rows at once (--jobs). Above 1 the restore is no
+  // longer one transaction: it builds a new database under a temporary name
+  // and renames it to the target's when complete (dropped on failure).
+  int jobs = 1;
 };
 
 // "schema.table", for messages.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <tuple>
@@ -13,6 +14,7 @@
 #include "storage/coding.h"
 #include "storage/keys.h"
 #include "tools/copy_in.h"
+#include "tools/load_jobs.h"
 #include "tools/row_images.h"
 #include "tools/sql_statements.h"
 
@@ -850,6 +852,18 @@ bool DdlLeavesRowsAlone(const SchemaChange& d, const std::string& relname) {
   return true;
 }
 
+// True if the statement is CREATE [GLOBAL | LOCAL] [TEMP | TEMPORARY |
+// UNLOGGED] TABLE name ( ...: it makes a new, empty table and nothing else.
+bool IsCreateTable(const std::string& statement) {
+  const std::vector<SqlToken> tokens = TokenizeSql(statement);
+  size_t i = 0;
+  auto word = [&](size_t j) { return j < tokens.size() ? IdentifierName(tokens[j]) : ""; };
+  if (word(i++) != "create") return false;
+  if (word(i) == "global" || word(i) == "local") i++;
+  if (word(i) == "temp" || word(i) == "temporary" || word(i) == "unlogged") i++;
+  return word(i) == "table" && LeavesRowsAlone(statement, "");
+}
+
 // Where the rows of one table come from when its epochs k..m are applied
 // at once, if they can be (m > k): the schema changes after k through m
 // leave its rows alone, none of those epochs truncates it, and their rows
@@ -922,18 +936,26 @@ struct TablePlan {
 
 }  // namespace
 
-Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
+Status ApplyEpochs(Store* store, const RestorePlan& plan, LoadJobs* jobs,
                    const EpochOptions& options, std::set<std::string>* loaded_oids,
                    std::ostream& out) {
   if (plan.ddl.empty()) return Status::OK();
-  // Rows go in as they were; the target's triggers and foreign keys must not
-  // act on them (as pg_restore --disable-triggers). Needs a superuser.
-  RETURN_IF_ERROR(conn->Exec("SAVEPOINT pgtrail_role"));
-  if (!conn->Exec("SET LOCAL session_replication_role = replica").ok()) {
-    RETURN_IF_ERROR(conn->Exec("ROLLBACK TO SAVEPOINT pgtrail_role"));
-    out << "  note: not a superuser, so triggers of the target fire while epochs are applied\n";
+  PgConn* conn = jobs->main();
+  // With --jobs the main connection commits each schema change on its own
+  // (the workers see it) and the session settings are the caller's.
+  const bool parallel = jobs->parallel();
+  if (!parallel) {
+    // Rows go in as they were; the target's triggers and foreign keys must
+    // not act on them (as pg_restore --disable-triggers). Needs a superuser.
+    RETURN_IF_ERROR(conn->Exec("SAVEPOINT pgtrail_role"));
+    if (!conn->Exec("SET LOCAL session_replication_role = replica").ok()) {
+      RETURN_IF_ERROR(conn->Exec("ROLLBACK TO SAVEPOINT pgtrail_role"));
+      out << "  note: not a superuser, so triggers of the target fire while epochs are applied\n";
+    }
+    RETURN_IF_ERROR(conn->Exec("RELEASE SAVEPOINT pgtrail_role"));
   }
-  RETURN_IF_ERROR(conn->Exec("RELEASE SAVEPOINT pgtrail_role"));
+  std::map<uint32_t, std::string> relnames;  // of tables with jobs, by relid
+  std::set<uint32_t> deferred;               // tables with an index build queued
 
   std::vector<Window> windows;
   const Position last{plan.last_txn->commit_lsn(), UINT32_MAX};
@@ -951,30 +973,83 @@ Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
   // Tables whose rows were applied through a later epoch: that epoch's index.
   std::map<uint32_t, size_t> merged_through;
   EpochBuilder builder(store);
+  // Jobs refer to the histories, the builder's layouts and the rows above:
+  // they end before those do, also when this returns early.
+  struct WaitOnExit {
+    LoadJobs* jobs;
+    ~WaitOnExit() { (void)jobs->WaitAll(); }
+  } wait_on_exit{jobs};
   for (size_t k = 0; k < plan.ddl.size(); k++) {
     const SchemaChange& d = plan.ddl[k];
-    // 1. The schema change, in the session state it ran with.
-    RETURN_IF_ERROR(conn->Exec("SAVEPOINT pgtrail_ddl"));
-    RETURN_IF_ERROR(conn->QueryParams("SELECT pg_catalog.set_config('search_path', $1, true)",
-                                      {d.search_path})
-                        .status());
-    Status st = d.replay_sql.empty() ? Status::OK() : conn->Exec(d.replay_sql);
-    for (const std::string& table : d.filled_tables) {
-      if (st.ok()) st = conn->Exec("TRUNCATE ONLY " + table);  // identity: quoted as needed
-    }
+    // 1. The schema change, in the session state it ran with, once the loads
+    // it might see or change are done: a change that leaves a table's rows
+    // alone and reads none (LeavesRowsAlone) goes on meanwhile (one that
+    // builds an index on it waits for the load's lock).
+    // With --jobs, an index built on a table still being loaded is built
+    // after the load on that table's worker, as pg_restore -j builds indexes
+    // after the data, while this goes on; later schema changes then wait for
+    // it unless they are CREATE TABLEs that do not name that table.
     const std::string where = d.tag + " of xid " + std::to_string(d.xid) + " at LSN " +
                               FormatLsn(d.lsn);
-    if (!st.ok()) {
-      if (!options.tolerate_ddl_failures) {
-        return Status::FailedPrecondition("replaying " + where + " failed: " + st.message());
+    bool built_later = false;
+    if (parallel && !options.tolerate_ddl_failures && d.filled_tables.empty() &&
+        SplitSqlStatements(d.replay_sql).size() == 1) {
+      const std::string table = IndexBuildTable(d.replay_sql);
+      std::vector<uint32_t> loading;
+      for (uint32_t relid : jobs->Busy()) {
+        if (!table.empty() && relnames[relid] == table) loading.push_back(relid);
       }
-      RETURN_IF_ERROR(conn->Exec("ROLLBACK TO SAVEPOINT pgtrail_ddl"));
-      out << "  skipped " << where << " (it needs a table left out: " << st.message() << ")\n";
-    } else if (!d.replay_sql.empty()) {
-      out << "  replayed " << where << "\n";
+      if (loading.size() == 1) {
+        built_later = true;
+        deferred.insert(loading[0]);
+        RETURN_IF_ERROR(jobs->Run(loading[0], [&d, where, jobs, &out](PgConn* c) {
+          RETURN_IF_ERROR(c->QueryParams("SELECT pg_catalog.set_config('search_path', $1, true)",
+                                         {d.search_path})
+                              .status());
+          Status st = c->Exec(d.replay_sql);
+          if (!st.ok()) {
+            return Status::FailedPrecondition("replaying " + where + " failed: " + st.message());
+          }
+          std::lock_guard<std::mutex> lock(jobs->output_mutex());
+          out << "  replayed " << where << " after the load of its table\n";
+          return Status::OK();
+        }));
+      }
     }
-    RETURN_IF_ERROR(conn->Exec("RELEASE SAVEPOINT pgtrail_ddl"));
-    RETURN_IF_ERROR(conn->Exec("SET LOCAL search_path = pg_catalog"));
+    for (uint32_t relid : built_later ? std::vector<uint32_t>() : jobs->Busy()) {
+      const bool wait =
+          !DdlLeavesRowsAlone(d, relnames[relid]) ||
+          (deferred.count(relid) != 0 &&
+           (!IsCreateTable(d.replay_sql) || MentionsName(d.replay_sql, relnames[relid])));
+      if (wait) {
+        RETURN_IF_ERROR(jobs->WaitFor(relid));
+        deferred.erase(relid);
+      }
+    }
+    if (!built_later) {
+      if (parallel) RETURN_IF_ERROR(conn->Exec("BEGIN"));
+      RETURN_IF_ERROR(conn->Exec("SAVEPOINT pgtrail_ddl"));
+      RETURN_IF_ERROR(conn->QueryParams("SELECT pg_catalog.set_config('search_path', $1, true)",
+                                        {d.search_path})
+                          .status());
+      Status st = d.replay_sql.empty() ? Status::OK() : conn->Exec(d.replay_sql);
+      for (const std::string& table : d.filled_tables) {
+        if (st.ok()) st = conn->Exec("TRUNCATE ONLY " + table);  // identity: quoted as needed
+      }
+      if (!st.ok()) {
+        if (!options.tolerate_ddl_failures) {
+          return Status::FailedPrecondition("replaying " + where + " failed: " + st.message());
+        }
+        RETURN_IF_ERROR(conn->Exec("ROLLBACK TO SAVEPOINT pgtrail_ddl"));
+        std::lock_guard<std::mutex> lock(jobs->output_mutex());
+        out << "  skipped " << where << " (it needs a table left out: " << st.message() << ")\n";
+      } else if (!d.replay_sql.empty()) {
+        std::lock_guard<std::mutex> lock(jobs->output_mutex());
+        out << "  replayed " << where << "\n";
+      }
+      RETURN_IF_ERROR(conn->Exec("RELEASE SAVEPOINT pgtrail_ddl"));
+      RETURN_IF_ERROR(conn->Exec(parallel ? "COMMIT" : "SET LOCAL search_path = pg_catalog"));
+    }
 
     // 2. The rows changed until the next schema change, table by table.
     const Window& window = windows[k];
@@ -1018,6 +1093,7 @@ Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
         const pb::Relation& rel = *tables.at(relid).layout;
         if (chosen(rel)) names.push_back(TableSql(rel));
       }
+      for (uint32_t relid : relids) RETURN_IF_ERROR(jobs->WaitFor(relid));
       if (!names.empty()) RETURN_IF_ERROR(conn->Exec("TRUNCATE ONLY " + Join(names, ", ")));
     }
     for (const auto& [relid, p] : tables) {
@@ -1025,11 +1101,13 @@ Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
       if (!chosen(rel)) continue;
       auto through = merged_through.find(relid);
       if (through != merged_through.end() && k <= through->second) continue;  // loaded before
-      std::vector<std::unique_ptr<EpochRows>> runs;
+      // Decided on what the table holds: its earlier loads must be done.
+      RETURN_IF_ERROR(jobs->WaitFor(relid));
+      auto runs = std::make_shared<std::vector<std::unique_ptr<EpochRows>>>();
       size_t last_epoch = k;
       if (p.folded) {
         for (const TableDelta& delta : deltas.at(relid)) {
-          runs.push_back(std::make_unique<FoldedRows>(delta));
+          runs->push_back(std::make_unique<FoldedRows>(delta));
         }
       } else if (p.streamed) {
         ASSIGN_OR_RETURN(MergedEpochs merged,
@@ -1038,31 +1116,39 @@ Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
         if (merged.through > k) {
           last_epoch = merged.through;
           merged_through[relid] = merged.through;
-          runs.push_back(std::move(merged.rows));
+          runs->push_back(std::move(merged.rows));
         } else {
-          runs.push_back(std::make_unique<StreamedRows>(store, rel, histories.at(relid), window,
-                                                        epoch.tables.at(relid)));
+          runs->push_back(std::make_unique<StreamedRows>(store, rel, histories.at(relid), window,
+                                                         epoch.tables.at(relid)));
         }
       }  // else only truncated: nothing more to apply
-      uint64_t changed = 0;
-      for (const std::unique_ptr<EpochRows>& rows : runs) {
-        RETURN_IF_ERROR(IsMultiset(rows->layout()) ? ApplyMultiset(conn, rows.get())
-                                                   : ApplyKeyed(conn, rows.get()));
-        changed += rows->changed();
-      }
-      out << "    " << TableName(rel) << ": " << changed << " rows changed";
+      std::string through_text;
       if (last_epoch > k) {
         const SchemaChange& until = plan.ddl[last_epoch];
-        out << " through the " << until.tag << " of xid " << until.xid
-            << " (the schema changes in between leave its rows alone)";
+        through_text = " through the " + until.tag + " of xid " + std::to_string(until.xid) +
+                       " (the schema changes in between leave its rows alone)";
       }
-      out << "\n";
+      relnames[relid] = rel.relname();
+      RETURN_IF_ERROR(jobs->Run(relid, [runs, &rel, through_text, jobs, &out](PgConn* c) {
+        uint64_t changed = 0;
+        for (const std::unique_ptr<EpochRows>& rows : *runs) {
+          RETURN_IF_ERROR(IsMultiset(rows->layout()) ? ApplyMultiset(c, rows.get())
+                                                     : ApplyKeyed(c, rows.get()));
+          changed += rows->changed();
+        }
+        std::lock_guard<std::mutex> lock(jobs->output_mutex());
+        out << "    " << TableName(rel) << ": " << changed << " rows changed" << through_text
+            << "\n";
+        return Status::OK();
+      }));
+      // Folded rows refer to this epoch's deltas.
+      if (p.folded) RETURN_IF_ERROR(jobs->WaitFor(relid));
       ASSIGN_OR_RETURN(PgResult oid, conn->QueryParams("SELECT to_regclass($1)::oid::text",
                                                        {TableSql(rel)}));
       if (oid.rows() == 1 && !oid.IsNull(0, 0)) loaded_oids->insert(oid.GetString(0, 0));
     }
   }
-  return Status::OK();
+  return jobs->WaitAll();
 }
 
 }  // namespace pgtrail

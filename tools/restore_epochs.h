@@ -14,6 +14,7 @@
 #include "storage/pg.h"
 #include "storage/status.h"
 #include "storage/store.h"
+#include "tools/load_jobs.h"
 #include "tools/restore.h"
 
 namespace pgtrail {
@@ -26,9 +27,10 @@ struct EpochOptions {
   bool tolerate_ddl_failures = false;
 };
 
-// Replays plan.ddl in order and applies each epoch's row changes. The OIDs
-// of target tables that received rows are added to *loaded_oids.
-Status ApplyEpochs(Store* store, const RestorePlan& plan, PgConn* conn,
+// Replays plan.ddl in order on the main connection and applies each epoch's
+// row changes through `jobs`. The OIDs of target tables that received rows
+// are added to *loaded_oids. Returns once every load is done.
+Status ApplyEpochs(Store* store, const RestorePlan& plan, LoadJobs* jobs,
                    const EpochOptions& options, std::set<std::string>* loaded_oids,
                    std::ostream& out);
 

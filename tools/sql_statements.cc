@@ -208,13 +208,29 @@ class TokenReader {
     i_++;
     return true;
   }
-  // Consumes name or schema.name (or catalog.schema.name).
-  bool AcceptQualifiedName() {
+  // Consumes name or schema.name (or catalog.schema.name); *last is the
+  // name without its schema.
+  bool AcceptQualifiedName(std::string* last = nullptr) {
     if (!AcceptIdent()) return false;
     while (AcceptPunct('.')) {
       if (!AcceptIdent()) return false;
     }
+    if (last != nullptr) *last = IdentifierName(t_[i_ - 1]);
     return true;
+  }
+  // Skips tokens up to and including the keyword, outside parentheses.
+  bool SkipPast(const char* keyword) {
+    int depth = 0;
+    for (; i_ < t_.size(); i_++) {
+      if (t_[i_].kind == SqlToken::kPunct) {
+        if (t_[i_].text == "(") depth++;
+        if (t_[i_].text == ")") depth--;
+      } else if (depth == 0 && t_[i_].kind == SqlToken::kWord && IdentifierName(t_[i_]) == keyword) {
+        i_++;
+        return true;
+      }
+    }
+    return false;
   }
   // True if a comma or the keyword appears in the rest outside parentheses.
   bool RestHasTopLevel(const char* keyword, bool comma) const {
@@ -277,6 +293,7 @@ bool LeavesRowsAlone(std::string_view statement, const std::string& relname) {
   if (!r.AcceptQualifiedName() || !r.PeekPunct('(')) return false;
   if (r.RestHasTopLevel("as", /*comma=*/false)) return false;
   for (size_t j = 0; j < tokens.size(); j++) {
+    if (tokens[j].kind != SqlToken::kWord && tokens[j].kind != SqlToken::kQuotedIdent) continue;
     if (IdentifierName(tokens[j]) != relname) continue;
     size_t k = j;  // back over "schema." to the token before the name
     while (k >= 2 && tokens[k - 1].kind == SqlToken::kPunct && tokens[k - 1].text == ".") k -= 2;
@@ -287,6 +304,40 @@ bool LeavesRowsAlone(std::string_view statement, const std::string& relname) {
     return false;
   }
   return true;
+}
+
+std::string IndexBuildTable(std::string_view statement) {
+  const std::vector<SqlToken> tokens = TokenizeSql(statement);
+  TokenReader r(tokens);
+  std::string table;
+  if (r.Accept("alter")) {
+    if (!r.Accept("table")) return "";
+    if (r.Accept("if") && !r.Accept("exists")) return "";
+    r.Accept("only");
+    if (!r.AcceptQualifiedName(&table)) return "";
+    r.AcceptPunct('*');
+    if (!r.Accept("add")) return "";
+    if (r.Accept("constraint") && !r.AcceptIdent()) return "";
+    const bool primary_key = r.Accept("primary") && r.Accept("key");
+    if (!primary_key && !r.Accept("unique")) return "";
+    if (r.RestHasTopLevel(nullptr, /*comma=*/true) || r.RestHasTopLevel("using", false)) return "";
+    return table;
+  }
+  if (!r.Accept("create")) return "";
+  r.Accept("unique");
+  if (!r.Accept("index") || !r.SkipPast("on")) return "";
+  r.Accept("only");
+  return r.AcceptQualifiedName(&table) ? table : "";
+}
+
+bool MentionsName(std::string_view statement, const std::string& name) {
+  for (const SqlToken& t : TokenizeSql(statement)) {
+    if ((t.kind == SqlToken::kWord || t.kind == SqlToken::kQuotedIdent) &&
+        IdentifierName(t) == name) {
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace pgtrail

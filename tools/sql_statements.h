@@ -51,6 +51,15 @@ std::string IdentifierName(const SqlToken& token);
 // from before and after the statement in one go.
 bool LeavesRowsAlone(std::string_view statement, const std::string& relname);
 
+// The table an index-building statement is about: ALTER TABLE name ADD
+// [CONSTRAINT c] PRIMARY KEY | UNIQUE (no other subcommand, no USING INDEX)
+// or CREATE [UNIQUE] INDEX ... ON [ONLY] name: its relname (without schema);
+// empty for any other statement.
+std::string IndexBuildTable(std::string_view statement);
+
+// True if any identifier of the statement is `name`.
+bool MentionsName(std::string_view statement, const std::string& name);
+
 // True if the statement is a schema change by its first keyword (CREATE,
 // ALTER, DROP, COMMENT, GRANT, REVOKE, SECURITY LABEL, IMPORT FOREIGN SCHEMA,
 // REFRESH), after leading comments and white space.

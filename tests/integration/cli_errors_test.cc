@@ -257,6 +257,29 @@ TEST_F(CliErrorsTest, RestoreRefusesNonEmptyTarget) {
   EXPECT_TRUE(FingerprintsEqual(before, cluster().DatabaseFingerprint("busy")));
 }
 
+// --jobs takes 1 to 64, never with --clean, and builds a database of its
+// own: an existing target is refused untouched.
+TEST_F(CliErrorsTest, RestoreRefusesBadJobsAndAnExistingTargetForJobs) {
+  ASSERT_TRUE(Env().error.empty());
+  for (const std::string jobs : {"0", "65"}) {
+    CommandResult r = Restore({"--store", store(), "--to", Env().before_mistake, "--jobs", jobs,
+                               "--target", cluster().ConnInfo("restored_badjobs")});
+    EXPECT_TRUE(IsRefusal(r, 2, "invalid --jobs " + jobs + ": expected 1 to 64")) << r;
+  }
+  CommandResult clean = Restore({"--store", store(), "--to", Env().before_mistake, "--jobs", "2",
+                                 "--clean", "--yes", "--target",
+                                 cluster().ConnInfo("restored_badjobs")});
+  EXPECT_TRUE(IsRefusal(clean, 2, "--jobs cannot be combined with --clean")) << clean;
+  EXPECT_FALSE(DatabaseExists("restored_badjobs"));
+  ASSERT_OK(cluster().CreateDatabase("empty_for_jobs"));
+  CommandResult exists = Restore({"--store", store(), "--to", Env().before_mistake, "--jobs",
+                                  "2", "--target", cluster().ConnInfo("empty_for_jobs")});
+  EXPECT_TRUE(IsRefusal(exists, 6, "database \"empty_for_jobs\" exists, and --jobs restores "
+                                   "into a database it creates"))
+      << exists;
+  EXPECT_TRUE(cluster().DatabaseFingerprint("empty_for_jobs").empty());
+}
+
 TEST_F(CliErrorsTest, RestoreRefusesTheSourceDatabase) {
   ASSERT_TRUE(Env().error.empty());
   const DatabaseFingerprints before = cluster().DatabaseFingerprint("app");
@@ -323,7 +346,7 @@ TEST_F(CliErrorsTest, RestoreRejectsUnknownTableAndListsKnownOnes) {
 TEST_F(CliErrorsTest, RestoreHelpListsEveryOption) {
   CommandResult r = Restore({"--help"});
   EXPECT_EQ(r.exit_code, 0) << r;
-  for (const char* option : {"--store", "--to", "--target", "--tables", "--dry-run"}) {
+  for (const char* option : {"--store", "--to", "--target", "--tables", "--dry-run", "--jobs"}) {
     EXPECT_TRUE(Contains(r.stdout_text, option)) << option << "\n" << r;
   }
 }

@@ -41,11 +41,12 @@ std::vector<Instant> RecordEveryInstant(
 // to *outputs, if given.
 void RestoreEveryInstant(RecordedSource* source, const std::string& prefix,
                          const std::vector<Instant>& instants,
-                         std::vector<std::string>* outputs = nullptr) {
+                         std::vector<std::string>* outputs = nullptr,
+                         const std::vector<std::string>& extra_args = {}) {
   for (size_t i = 0; i < instants.size(); i++) {
     SCOPED_TRACE("restore to \"" + instants[i].label + "\"");
     const std::string db = prefix + std::to_string(i);
-    CommandResult result = source->Restore(instants[i].time, db);
+    CommandResult result = source->Restore(instants[i].time, db, extra_args);
     ASSERT_EQ(result.exit_code, 0) << result;
     if (outputs != nullptr) outputs->push_back(result.stdout_text);
     EXPECT_TRUE(FingerprintsEqual(instants[i].fingerprints,
@@ -377,6 +378,81 @@ TEST(EpochRowsTest, FindsEachEpochsTablesFromHeadersOrTheRowIndex) {
     EXPECT_GE(stripped, 4);
   }
   RestoreEveryInstant(&source, "unlisted", instants);
+}
+
+// The databases named like pitr-restore --jobs's partial ones.
+std::vector<std::string> PartialDatabases(PgCluster& cluster) {
+  auto conn = cluster.Connect("postgres");
+  EXPECT_OK(conn);
+  if (!conn.ok()) return {};
+  auto res = (*conn)->Query("SELECT datname FROM pg_database WHERE datname LIKE 'pgtrail\\_partial\\_%'");
+  EXPECT_OK(res);
+  std::vector<std::string> names;
+  for (int i = 0; res.ok() && i < res->rows(); i++) names.push_back(res->GetString(i, 0));
+  return names;
+}
+
+// pitr-restore --jobs 2: rows load on two connections while the schema
+// changes go on, an index on a table being loaded is built after its load,
+// and a later schema change naming that table waits for it (a foreign key
+// needs the key). Every instant comes back exactly, under its own name once
+// complete.
+TEST(EpochRowsTest, ParallelRestoreMatchesEveryInstant) {
+  RecordedSource source;
+  ASSERT_OK(source.Start("CREATE TABLE seed (id int PRIMARY KEY); INSERT INTO seed VALUES (1)"));
+  ASSERT_OK(source.StartAgent());
+  const std::vector<Instant> instants = RecordEveryInstant(
+      &source,
+      {{"create keyless",
+        "CREATE TABLE acc (aid int NOT NULL, v text); CREATE TABLE hist (aid int, d int)"},
+       {"rows",
+        "INSERT INTO acc SELECT g, 'v' || g FROM generate_series(1, 20000) g;"
+        "INSERT INTO hist SELECT g % 100, g FROM generate_series(1, 5000) g"},
+       {"keys", "ALTER TABLE acc ADD PRIMARY KEY (aid); CREATE INDEX hist_aid ON hist (aid)"},
+       {"a table referring to acc",
+        "CREATE TABLE child (id int PRIMARY KEY, aid int REFERENCES acc (aid));"
+        "INSERT INTO child SELECT g, g FROM generate_series(1, 100) g"},
+       {"changes",
+        "UPDATE acc SET v = 'changed' WHERE aid % 7 = 0; DELETE FROM acc WHERE aid > 19990;"
+        "INSERT INTO hist VALUES (1, -1); UPDATE child SET aid = 5 WHERE id = 1;"
+        "UPDATE seed SET id = 2"},
+       {"another table", "CREATE TABLE bulk (id bigint PRIMARY KEY, note text)"},
+       {"bulk rows", "INSERT INTO bulk SELECT g, md5(g::text) FROM generate_series(1, 20000) g"}});
+  ASSERT_EQ(instants.size(), 7u);
+  std::vector<std::string> outputs;
+  RestoreEveryInstant(&source, "par", instants, &outputs, {"--jobs", "2"});
+  ASSERT_EQ(outputs.size(), 7u);
+  EXPECT_NE(outputs.back().find("with 2 connections; it becomes \"par6\" when complete"),
+            std::string::npos)
+      << outputs.back();
+  EXPECT_NE(outputs.back().find("to \"par6\"\n"), std::string::npos) << outputs.back();
+  EXPECT_TRUE(PartialDatabases(source.cluster()).empty());
+}
+
+// A parallel restore that fails (a schema change cannot be replayed: its
+// role is gone) drops the database it was building; nothing is left under
+// the target's name or a temporary one.
+TEST(EpochRowsTest, ParallelRestoreDropsItsDatabaseWhenItFails) {
+  RecordedSource source;
+  ASSERT_OK(source.Start("CREATE ROLE pgtrail_gone_owner; CREATE TABLE seed (id int PRIMARY KEY)"));
+  ASSERT_OK(source.StartAgent());
+  const std::vector<Instant> instants = RecordEveryInstant(
+      &source, {{"owned",
+                 "CREATE TABLE owned (id int PRIMARY KEY);"
+                 "INSERT INTO owned SELECT generate_series(1, 1000);"
+                 "ALTER TABLE owned OWNER TO pgtrail_gone_owner"}});
+  ASSERT_EQ(instants.size(), 1u);
+  ASSERT_OK(source.cluster().Exec(RecordedSource::kSourceDb,
+                                  "ALTER TABLE owned OWNER TO postgres; DROP ROLE pgtrail_gone_owner"));
+  CommandResult result = source.Restore(instants[0].time, "parfail", {"--jobs", "2"});
+  EXPECT_EQ(result.exit_code, 6) << result;
+  EXPECT_NE(result.stderr_text.find("replaying ALTER TABLE"), std::string::npos) << result;
+  EXPECT_TRUE(PartialDatabases(source.cluster()).empty());
+  auto conn = source.cluster().Connect("postgres");
+  ASSERT_OK(conn);
+  auto target = (*conn)->Query("SELECT count(*) FROM pg_database WHERE datname = 'parfail'");
+  ASSERT_OK(target);
+  EXPECT_EQ(target->GetString(0, 0), "0");
 }
 
 TEST(EpochRowsTest, AppliesTruncatesInsideAnEpochForAllOrChosenTables) {
