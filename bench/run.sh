@@ -515,8 +515,8 @@ check_restored() { # DB [HOST PORT]
   fi
 }
 
-step "restore to T: pitr-restore vs pg_restore -j2 (createdb + pg_restore), $REPS reps"
-pitr_times=(); pgr_times=()
+step "restore to T: pitr-restore --jobs 2 and in one transaction vs pg_restore -j2 (createdb + pg_restore), $REPS reps"
+pitr_times=(); pitr1_times=(); pgr_times=()
 for rep in $(seq 1 "$REPS"); do
   t0=$(now)
   "$PGBIN/createdb" restored_pgr
@@ -527,16 +527,27 @@ for rep in $(seq 1 "$REPS"); do
   "$PGBIN/dropdb" restored_pgr
   q -d postgres -c "CHECKPOINT"
 
+  # Two connections, as pg_restore -j2 (a new database, renamed when complete).
   t0=$(now)
-  "$RESTORE" --store "$STORE" --to "$T_AFTER" --target "dbname=restored_pitr" >"$WORK/pitr-restore.out" 2>&1 ||
-    { cat "$WORK/pitr-restore.out" >&2; die "pitr-restore failed"; }
+  "$RESTORE" --store "$STORE" --to "$T_AFTER" --jobs 2 --target "dbname=restored_pitr" >"$WORK/pitr-restore.out" 2>&1 ||
+    { cat "$WORK/pitr-restore.out" >&2; die "pitr-restore --jobs 2 failed"; }
   pitr_times+=("$(since "$t0")")
   [ "$rep" = 1 ] && check_restored restored_pitr
   "$PGBIN/dropdb" restored_pitr
   q -d postgres -c "CHECKPOINT"
-  note "rep $rep: pg_restore -j2 ${pgr_times[-1]} s, pitr-restore ${pitr_times[-1]} s"
+
+  # The default: one transaction on one connection.
+  t0=$(now)
+  "$RESTORE" --store "$STORE" --to "$T_AFTER" --target "dbname=restored_pitr1" >"$WORK/pitr-restore1.out" 2>&1 ||
+    { cat "$WORK/pitr-restore1.out" >&2; die "pitr-restore failed"; }
+  pitr1_times+=("$(since "$t0")")
+  [ "$rep" = 1 ] && check_restored restored_pitr1
+  "$PGBIN/dropdb" restored_pitr1
+  q -d postgres -c "CHECKPOINT"
+  note "rep $rep: pg_restore -j2 ${pgr_times[-1]} s, pitr-restore --jobs 2 ${pitr_times[-1]} s, in one transaction ${pitr1_times[-1]} s"
 done
 record restore_pitr_s "$(median "${pitr_times[@]}")"
+record restore_pitr1_s "$(median "${pitr1_times[@]}")"
 record restore_pgr_s "$(median "${pgr_times[@]}")"
 
 # single_tables STORE RESTORE-POINT...: pitr-restore --tables of each pgbench
@@ -570,7 +581,7 @@ single_tables() {
 
 step "single-table pitr-restore to T, $REPS reps"
 SINGLE_FALLBACK=0
-SINGLE_WHOLE_S="${R[restore_pitr_s]}"
+SINGLE_WHOLE_S="${R[restore_pitr1_s]}"
 SINGLE_WHERE="to T, from the capture store"
 if ! single_tables "$STORE" --to "$T_AFTER"; then
   note "pitr-restore --tables failed: $SINGLE_ERROR"
@@ -721,6 +732,7 @@ rss_agent_mb=$(calc "${R[rss_agent_kb]} / 1024" "%.0f")
 rss_peer_mb=$(calc "${R[rss_peer_kb]} / 1024" "%.0f")
 drain_ratio=$(calc "${R[drain_agent_s]} / ${R[drain_peer_s]}" "%.2f")
 restore_ratio=$(calc "${R[restore_pitr_s]} / ${R[restore_pgr_s]}" "%.2f")
+restore1_ratio=$(calc "${R[restore_pitr1_s]} / ${R[restore_pgr_s]}" "%.2f")
 if [ -n "${R[restore_pgbr_s]:-}" ]; then
   pgbr_cell="$(fmt_s "${R[restore_pgbr_s]}")"
   pgbr_ratio="$(ratio "${R[restore_pitr_s]}" "${R[restore_pgbr_s]}")"
@@ -754,8 +766,9 @@ TABLE="$(cat <<MD
 | 3 | peak RSS during the capture | ${rss_agent_mb} MB | pg_recvlogical: ${rss_peer_mb} MB | $(ratio "${R[rss_agent_kb]}" "${R[rss_peer_kb]}") | ≤ 256 MB | $(met "$rss_agent_mb <= 256") |
 | 4 | lag, commit → durable in store, p50 | $(fmt_s "${R[lag_p50_s]}") | — | — | | |
 | 4 | lag, commit → durable in store, p99 | $(fmt_s "${R[lag_p99_s]}") (max ${R[lag_max_s]} s, ${R[lag_samples]} samples, pgbench ${R[lag_tps]} tps) | — | — | ≤ 1 s | $(met "${R[lag_p99_s]} <= 1") |
-| 5 | restore of the database to T | pitr-restore: $(fmt_s "${R[restore_pitr_s]}") | createdb + pg_restore -j2: $(fmt_s "${R[restore_pgr_s]}") (pg_dump -Fc took ${R[pgdump_s]} s) | ${restore_ratio}× | ≤ 1.2× | $(met "$restore_ratio <= 1.2") |
-| 5 | restore of the cluster to T | pitr-restore: $(fmt_s "${R[restore_pitr_s]}") | pgBackRest restore + WAL replay: ${pgbr_cell} | ${pgbr_ratio} | reported | |
+| 5 | restore of the database to T | pitr-restore --jobs 2: $(fmt_s "${R[restore_pitr_s]}") | createdb + pg_restore -j2: $(fmt_s "${R[restore_pgr_s]}") (pg_dump -Fc took ${R[pgdump_s]} s) | ${restore_ratio}× | ≤ 1.2× | $(met "$restore_ratio <= 1.2") |
+| 5 | the same in one transaction (the default) | pitr-restore: $(fmt_s "${R[restore_pitr1_s]}") | createdb + pg_restore -j2 | ${restore1_ratio}× | reported | |
+| 5 | restore of the cluster to T | pitr-restore --jobs 2: $(fmt_s "${R[restore_pitr_s]}") | pgBackRest restore + WAL replay: ${pgbr_cell} | ${pgbr_ratio} | reported | |
 $SINGLE_ROWS
 | 6 | audit: history of account ${R[aid]} | changelog grep: $(fmt_s "${R[audit_pgtrail_s]}") (${R[audit_pgtrail_lines]} changes) | grep over wal2json text: $(fmt_s "${R[audit_grep_s]}") (${R[audit_grep_lines]} changes) | $(ratio "${R[audit_pgtrail_s]}" "${R[audit_grep_s]}") | reported | |
 | 6 | audit: account ${R[aid]} by key (\`--key\`, row index) | changelog grep --key: $(fmt_s "${R[audit_key_s]}") (${R[audit_key_lines]} changes) | grep over wal2json text: $(fmt_s "${R[audit_grep_s]}") (${R[audit_grep_lines]} changes) | $(ratio "${R[audit_key_s]}" "${R[audit_grep_s]}") | reported | |
