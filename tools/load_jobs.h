@@ -33,7 +33,7 @@ class LoadJobs {
   // Sequential: jobs run on `main` as they are given.
   explicit LoadJobs(PgConn* main);
   // Parallel: `workers` connections made by connect(), each set up with
-  // `session_sql` (may be empty).
+  // `session_sql` (may be empty); the main connection loads nothing.
   static Result<std::unique_ptr<LoadJobs>> StartWorkers(PgConn* main, int workers,
                                                         const Connect& connect,
                                                         const std::string& session_sql);

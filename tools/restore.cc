@@ -840,7 +840,7 @@ Status ExecuteParallelRestore(Store* store, RestorePlan* plan, const RestoreOpti
   RETURN_IF_ERROR((*admin)->Exec("CREATE DATABASE " + QuoteIdent(partial) + " TEMPLATE template0")
                       .WithContext("cannot create database \"" + partial + "\""));
   out << "building database \"" << partial << "\" with " << options.jobs
-      << " connections; it becomes \"" << dbname << "\" when complete\n";
+      << " loading connections; it becomes \"" << dbname << "\" when complete\n";
   Status st = [&]() -> Status {
     ConnOverrides settings = kTargetSettings;
     settings.emplace_back("dbname", partial);
@@ -856,7 +856,7 @@ Status ExecuteParallelRestore(Store* store, RestorePlan* plan, const RestoreOpti
     }
     RETURN_IF_ERROR(conn->Exec(session));
     ASSIGN_OR_RETURN(std::unique_ptr<LoadJobs> jobs,
-                     LoadJobs::StartWorkers(conn.get(), options.jobs - 1,
+                     LoadJobs::StartWorkers(conn.get(), options.jobs,
                                             [&] { return PgConn::Connect(options.target, settings); },
                                             session));
     return FillTarget(store, plan, options, jobs.get(), out);

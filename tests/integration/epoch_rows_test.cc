@@ -422,7 +422,7 @@ TEST(EpochRowsTest, ParallelRestoreMatchesEveryInstant) {
   std::vector<std::string> outputs;
   RestoreEveryInstant(&source, "par", instants, &outputs, {"--jobs", "2"});
   ASSERT_EQ(outputs.size(), 7u);
-  EXPECT_NE(outputs.back().find("with 2 connections; it becomes \"par6\" when complete"),
+  EXPECT_NE(outputs.back().find("with 2 loading connections; it becomes \"par6\" when complete"),
             std::string::npos)
       << outputs.back();
   EXPECT_NE(outputs.back().find("to \"par6\"\n"), std::string::npos) << outputs.back();
