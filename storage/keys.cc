@@ -110,33 +110,53 @@ void AppendRowKey(std::string* dst, const std::vector<KeyValue>& values) {
   for (const KeyValue& v : values) AppendRowKeyValue(dst, v);
 }
 
-Status ParseRowKeyValue(std::string_view in, size_t* pos, bool* is_null, std::string* text) {
-  text->clear();
+Status ParseRowKeyValueView(std::string_view in, size_t* pos, bool* is_null,
+                            std::string_view* value, std::string* scratch) {
   size_t i = *pos;
   if (i >= in.size()) return Status::Corruption("truncated row key");
   const char tag = in[i++];
   if (tag == '\x01') {
     *is_null = true;
+    *value = {};
     *pos = i;
     return Status::OK();
   }
   if (tag != '\x02') return Status::Corruption("bad row key column tag");
   // The text is runs without a zero byte, each copied whole, separated by
-  // 0x00 0xFF (a zero byte) and closed by 0x00 0x01.
+  // 0x00 0xFF (a zero byte) and closed by 0x00 0x01. One run (no zero byte,
+  // nearly always) is returned in place.
+  bool copied = false;
   for (;;) {
     const size_t zero = in.find('\0', i);
     if (zero == std::string_view::npos || zero + 1 >= in.size()) {
       return Status::Corruption("unterminated row key column");
     }
-    text->append(in.data() + i, zero - i);
-    i = zero + 2;
     const char next = in[zero + 1];
-    if (next == '\x01') break;
+    if (next == '\x01' && !copied) {
+      *value = in.substr(i, zero - i);
+      i = zero + 2;
+      break;
+    }
+    if (!copied) scratch->clear();
+    copied = true;
+    scratch->append(in.data() + i, zero - i);
+    i = zero + 2;
+    if (next == '\x01') {
+      *value = *scratch;
+      break;
+    }
     if (next != '\xff') return Status::Corruption("bad row key escape");
-    text->push_back('\0');
+    scratch->push_back('\0');
   }
   *is_null = false;
   *pos = i;
+  return Status::OK();
+}
+
+Status ParseRowKeyValue(std::string_view in, size_t* pos, bool* is_null, std::string* text) {
+  std::string_view value;
+  RETURN_IF_ERROR(ParseRowKeyValueView(in, pos, is_null, &value, text));
+  if (value.data() != text->data()) text->assign(value);
   return Status::OK();
 }
 

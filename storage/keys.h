@@ -83,6 +83,10 @@ void AppendRowKeyValue(std::string* dst, const KeyValue& value);
 // past it: *is_null, or the text into *text (replacing its contents but
 // keeping its storage, so a reused string does not allocate).
 Status ParseRowKeyValue(std::string_view in, size_t* pos, bool* is_null, std::string* text);
+// The same without copying where it can: *value points into `in`, or into
+// *scratch when the value holds a zero byte; valid while both are.
+Status ParseRowKeyValueView(std::string_view in, size_t* pos, bool* is_null,
+                            std::string_view* value, std::string* scratch);
 // Splits an encoded rowkey at the start of `in`; consumes exactly the rowkey of
 // `column_count` columns and reports how many bytes it used. The strings of
 // *texts are reused.

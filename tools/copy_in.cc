@@ -1,10 +1,11 @@
 #include "tools/copy_in.h"
 
 #include "storage/copy_text.h"
+#include "tools/row_images.h"
 
 namespace pgtrail {
 namespace {
-constexpr size_t kChunkBytes = 32u << 10;
+constexpr size_t kPieceBytes = 32u << 10;
 }  // namespace
 
 std::vector<std::string> ColumnNames(const pb::Relation& layout) {
@@ -37,13 +38,23 @@ Status CopyIn::Add(const pb::Tuple& row, uint64_t copies) {
                               " holds a TOAST value that was never captured; the restore "
                               "would not be exact");
   }
-  // Duplicates of a multiset row are encoded once.
   const size_t start = buffer_.size();
   if (copies > 0) AppendCopyTextRow(&buffer_, row);
+  return Repeat(start, copies);
+}
+
+Status CopyIn::AddRowKey(const pb::Relation& rel, std::string_view rowkey, uint64_t copies) {
+  const size_t start = buffer_.size();
+  if (copies > 0) RETURN_IF_ERROR(AppendCopyTextFromRowKey(&buffer_, rel, rowkey, &scratch_));
+  return Repeat(start, copies);
+}
+
+Status CopyIn::Repeat(size_t start, uint64_t copies) {
+  // Duplicates of a multiset row are encoded once.
   const size_t line = buffer_.size() - start;
   for (uint64_t i = 1; i < copies; i++) buffer_.append(buffer_, start, line);
   rows_ += copies;
-  if (buffer_.size() >= kChunkBytes) return Send();
+  if (buffer_.size() >= kPieceBytes) return Send();
   return Status::OK();
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proto/pgtrail.pb.h"
@@ -24,6 +25,9 @@ class CopyIn {
   // Sends `copies` copies of the row. A row holding an uncaptured TOAST value
   // ('?') fails with kCorruption: the restore would not be exact.
   Status Add(const pb::Tuple& row, uint64_t copies = 1);
+  // Sends `copies` copies of the row a multiset rowkey holds under rel
+  // (AppendCopyTextFromRowKey).
+  Status AddRowKey(const pb::Relation& rel, std::string_view rowkey, uint64_t copies);
   // Ends the copy; with a failed status, aborts it and returns that status.
   Status End(Status status = Status::OK());
 
@@ -31,10 +35,13 @@ class CopyIn {
 
  private:
   Status Send();
+  // Repeats the line from buffer_[start] to `copies` lines in all.
+  Status Repeat(size_t start, uint64_t copies);
 
   PgConn* conn_;
   std::string what_;
   std::string buffer_;
+  std::string scratch_;
   uint64_t rows_ = 0;
   bool active_ = false;
 };

@@ -216,6 +216,8 @@ Status ScanActivity(Store* store, const std::vector<Window>& windows,
 using KeyFn = std::function<Status(std::string_view rowkey)>;
 using RowFn = std::function<Status(const pb::Tuple&)>;
 using CountFn = std::function<Status(const pb::Tuple&, uint64_t)>;
+// n copies of the row a multiset rowkey holds under layout, not decoded.
+using RawFn = std::function<Status(const pb::Relation& layout, std::string_view rowkey, uint64_t n)>;
 
 // Where one epoch's rows of one table come from.
 class EpochRows {
@@ -234,8 +236,10 @@ class EpochRows {
   // Rows (keys) changed, for the report; known after the first pass.
   virtual uint64_t changed() const = 0;
   // For a table that was empty: fn(row, n) for every row there is after
-  // the epoch, n copies of it.
-  virtual Status ForEachRow(const CountFn& fn) {
+  // the epoch, n copies of it; rows that a multiset rowkey holds go to *raw
+  // instead, if given.
+  virtual Status ForEachRow(const CountFn& fn, const RawFn* raw = nullptr) {
+    (void)raw;
     if (IsMultiset(layout())) return ForEachCount(/*additions=*/true, fn);
     RETURN_IF_ERROR(ScanKeys(nullptr));
     return ForEachUpsert([&](const pb::Tuple& row) { return fn(row, 1); });
@@ -282,7 +286,12 @@ class StreamedRows : public EpochRows {
   // whose change comes after every change read so far is read at once (the
   // changes are read forward, so a table filled in key order goes straight
   // through); the others are read sorted after the pass.
-  Status ForEachRow(const CountFn& fn) override {
+  Status ForEachRow(const CountFn& fn, const RawFn* raw = nullptr) override {
+    if (IsMultiset(layout_) && raw != nullptr) {
+      return ForEachKey([&](std::string_view rowkey, char, Position, int64_t net) {
+        return net > 0 ? (*raw)(layout_, rowkey, static_cast<uint64_t>(net)) : Status::OK();
+      });
+    }
     if (IsMultiset(layout_)) return EpochRows::ForEachRow(fn);
     FinalImageReader reader(store_, layout_, history_);
     const RowFn one = [&](const pb::Tuple& row) { return fn(row, 1); };
@@ -380,8 +389,8 @@ class MergedRows : public EpochRows {
   Status ForEachUpsert(const RowFn&) override { return Unsupported(); }
   Status ForEachCount(bool, const CountFn&) override { return Unsupported(); }
 
-  Status ForEachRow(const CountFn& fn) override {
-    if (IsMultiset(first_->layout()) && KeyLeads(later_->layout())) return OnePass(fn);
+  Status ForEachRow(const CountFn& fn, const RawFn* raw = nullptr) override {
+    if (IsMultiset(first_->layout()) && KeyLeads(later_->layout())) return OnePass(fn, raw);
     std::unordered_set<std::string> changed;  // keys under the later layout
     const KeyFn each = [&](std::string_view rowkey) {
       changed.emplace(rowkey);
@@ -419,7 +428,7 @@ class MergedRows : public EpochRows {
   // whole row with that key (each value's encoding is prefix-free), so a
   // later epoch's key sorts just before the first epoch's rows it replaces,
   // with nothing but those rows in between.
-  Status OnePass(const CountFn& fn) {
+  Status OnePass(const CountFn& fn, const RawFn* raw) {
     RowIdxCursor idx(first_->store(), first_->layout().relid());
     std::vector<Position> upserts;
     std::string current, shadow;  // shadow: the last key a later epoch changed
@@ -452,8 +461,12 @@ class MergedRows : public EpochRows {
       }
       if (!first || net <= 0) continue;
       if (have_shadow && current.compare(0, shadow.size(), shadow) == 0) continue;  // replaced
-      RETURN_IF_ERROR(RowKeyValues(first_->layout(), current, &row));
       rows_ += static_cast<uint64_t>(net);
+      if (raw != nullptr) {
+        RETURN_IF_ERROR((*raw)(first_->layout(), current, static_cast<uint64_t>(net)));
+        continue;
+      }
+      RETURN_IF_ERROR(RowKeyValues(first_->layout(), current, &row));
       RETURN_IF_ERROR(fn(row, static_cast<uint64_t>(net)));
     }
     RETURN_IF_ERROR(idx.status());
@@ -648,7 +661,11 @@ Status CopyStraightIn(PgConn* conn, EpochRows* rows) {
   const pb::Relation& rel = rows->layout();
   CopyIn copy(conn, TableName(rel));
   RETURN_IF_ERROR(copy.Begin(TableSql(rel), ColumnNames(rel)));
-  return copy.End(rows->ForEachRow([&](const pb::Tuple& row, uint64_t n) { return copy.Add(row, n); }));
+  const RawFn raw = [&](const pb::Relation& layout, std::string_view rowkey, uint64_t n) {
+    return copy.AddRowKey(layout, rowkey, n);
+  };
+  return copy.End(
+      rows->ForEachRow([&](const pb::Tuple& row, uint64_t n) { return copy.Add(row, n); }, &raw));
 }
 
 // A catalog query about one table ($1, its name) that yields one boolean.

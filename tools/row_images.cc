@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "storage/coding.h"
+#include "storage/copy_text.h"
 #include "storage/keys.h"
 #include "tools/restore.h"
 
@@ -76,6 +77,36 @@ Status RowKeyValues(const pb::Relation& rel, std::string_view rowkey, pb::Tuple*
     return Status::Corruption("store: a row key of " + TableName(rel) + " holds more than its " +
                               std::to_string(columns) + " columns (written under another layout)");
   }
+  return Status::OK();
+}
+
+Status AppendCopyTextFromRowKey(std::string* dst, const pb::Relation& rel, std::string_view rowkey,
+                                std::string* scratch) {
+  if (!IsMultiset(rel)) return Status::Internal("a keyed row key holds only the key");
+  const size_t start = dst->size();
+  size_t used = 0;
+  for (int i = 0; i < rel.columns_size(); i++) {
+    if (i > 0) dst->push_back('\t');
+    bool is_null = false;
+    std::string_view value;
+    Status st = keys::ParseRowKeyValueView(rowkey, &used, &is_null, &value, scratch);
+    if (!st.ok()) {
+      dst->resize(start);
+      return st;
+    }
+    if (is_null) {
+      dst->append("\\N");
+    } else {
+      AppendCopyTextValue(dst, value);
+    }
+  }
+  if (used != rowkey.size()) {
+    dst->resize(start);
+    return Status::Corruption("store: a row key of " + TableName(rel) + " holds more than its " +
+                              std::to_string(rel.columns_size()) +
+                              " columns (written under another layout)");
+  }
+  dst->push_back('\n');
   return Status::OK();
 }
 

@@ -76,6 +76,12 @@ class RowIdxCursor {
 // another layout is never read as if it were this one.
 Status RowKeyValues(const pb::Relation& rel, std::string_view rowkey, pb::Tuple* out);
 
+// Appends the COPY text line of the row a multiset rowkey holds under rel:
+// the same bytes as AppendCopyTextRow of RowKeyValues(rel, rowkey), without
+// building the row. Fails as RowKeyValues does; *scratch is reused.
+Status AppendCopyTextFromRowKey(std::string* dst, const pb::Relation& rel, std::string_view rowkey,
+                                std::string* scratch);
+
 // Keyed tables have upserts and deletes in the row index, multisets
 // additions and removals: an entry of the other kind was written under
 // another layout (kCorruption), and its rowkey cannot be read with this one.

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/copy_text.h"
 #include "storage/keys.h"
 
 namespace pgtrail {
@@ -209,6 +210,46 @@ TEST_F(RowImagesTest, RowKeyValuesRejectsDamagedRowKeys) {
   std::string bad_escape = rowkey;
   bad_escape[bad_escape.size() - 1] = '\x02';  // 0x00 0x02 closes nothing
   EXPECT_EQ(RowKeyValues(multiset, bad_escape, &row).code(), Status::kCorruption);
+}
+
+// COPY text straight from a multiset rowkey is byte for byte what decoding
+// the row and writing it gives, for NULLs, empty values, every escaped
+// character and zero bytes; a damaged rowkey writes nothing.
+TEST(AppendCopyTextFromRowKey, MatchesDecodingTheRowThenWritingIt) {
+  const pb::Relation rel = Layout(1, 0, /*keyed=*/false, /*columns=*/4);
+  const std::vector<std::string> pool = {
+      "", "a", "tab\there", "back\\slash", "new\nline\r\n", std::string("z\0ro", 4),
+      std::string("\0", 1), std::string(3000, 'x') + "\b\f\v", "ünïcödé"};
+  unsigned seed = 7;
+  auto next = [&] { return seed = seed * 1103515245u + 12345u; };
+  std::string scratch;
+  for (int round = 0; round < 2000; round++) {
+    pb::Tuple row;
+    for (int c = 0; c < 4; c++) {
+      const unsigned pick = next() % (pool.size() + 1);
+      row.mutable_kinds()->push_back(pick == pool.size() ? 'n' : 't');
+      row.add_values(pick == pool.size() ? "" : pool[pick]);
+    }
+    std::string rowkey;
+    ASSERT_TRUE(AppendTupleRowKey(&rowkey, rel, row).ok());
+    pb::Tuple decoded;
+    ASSERT_TRUE(RowKeyValues(rel, rowkey, &decoded).ok());
+    std::string want = "prefix|";
+    AppendCopyTextRow(&want, decoded);
+    std::string got = "prefix|";
+    ASSERT_TRUE(AppendCopyTextFromRowKey(&got, rel, rowkey, &scratch).ok());
+    ASSERT_EQ(got, want) << "round " << round;
+  }
+  std::string rowkey;
+  ASSERT_TRUE(AppendTupleRowKey(&rowkey, rel, Row({"1", "2", "3", "4"})).ok());
+  std::string out = "kept";
+  EXPECT_EQ(AppendCopyTextFromRowKey(&out, rel, rowkey.substr(0, rowkey.size() - 1), &scratch).code(),
+            Status::kCorruption);
+  EXPECT_EQ(AppendCopyTextFromRowKey(&out, rel, rowkey + rowkey, &scratch).code(),
+            Status::kCorruption);
+  EXPECT_EQ(AppendCopyTextFromRowKey(&out, Layout(1, 0, /*keyed=*/true, 4), rowkey, &scratch).code(),
+            Status::kInternal);
+  EXPECT_EQ(out, "kept");
 }
 
 }  // namespace
