@@ -160,8 +160,10 @@ void AppendCopyTextValue(std::string* dst, std::string_view raw) {
   dst->append(raw.data() + run, raw.size() - run);
 }
 
-void AppendCopyTextRow(std::string* dst, const pb::Tuple& tuple) {
-  const std::string& kinds = tuple.kinds();
+namespace {
+
+template <typename Values>
+void AppendRow(std::string* dst, std::string_view kinds, const Values& values) {
   for (size_t col = 0; col < kinds.size(); col++) {
     assert(kinds[col] != 'u' && kinds[col] != '?' && "unresolved column in a COPY row");
     if (col > 0) dst->push_back('\t');
@@ -169,10 +171,21 @@ void AppendCopyTextRow(std::string* dst, const pb::Tuple& tuple) {
       dst->append("\\N");
       continue;
     }
-    assert(static_cast<int>(col) < tuple.values_size());
-    AppendCopyTextValue(dst, tuple.values(static_cast<int>(col)));
+    assert(static_cast<size_t>(col) < static_cast<size_t>(values.size()));
+    AppendCopyTextValue(dst, values[static_cast<int>(col)]);
   }
   dst->push_back('\n');
+}
+
+}  // namespace
+
+void AppendCopyTextRow(std::string* dst, const pb::Tuple& tuple) {
+  AppendRow(dst, tuple.kinds(), tuple.values());
+}
+
+void AppendCopyTextRow(std::string* dst, std::string_view kinds,
+                       const std::vector<std::string_view>& values) {
+  AppendRow(dst, kinds, values);
 }
 
 Status ParseCopyTextLine(std::string_view line, size_t expected_columns, pb::Tuple* out) {

@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proto/pgtrail.pb.h"
 #include "storage/status.h"
@@ -19,6 +20,9 @@ void AppendCopyTextValue(std::string* dst, std::string_view raw);
 // Appends one COPY text line for `tuple`: values separated by tabs, NULL
 // ('n') as \N, and a final newline. Requires: no column of kind 'u' or '?'.
 void AppendCopyTextRow(std::string* dst, const pb::Tuple& tuple);
+// The same for a tuple given as its kinds and values.
+void AppendCopyTextRow(std::string* dst, std::string_view kinds,
+                       const std::vector<std::string_view>& values);
 
 // Parses one line of COPY TO text output (without its trailing newline) into
 // `out` with kinds 'n' (for \N) or 't'. Accepts every escape COPY FROM accepts

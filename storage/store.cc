@@ -1,5 +1,7 @@
 #include "storage/store.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
 #include <rocksdb/db.h>
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
@@ -507,7 +509,8 @@ Status ChangeReader::Load() {
   return Status::OK();
 }
 
-Status ChangeReader::Get(uint64_t commit_lsn, uint32_t seq, pb::Change* out, bool* found) {
+Status ChangeReader::GetBytes(uint64_t commit_lsn, uint32_t seq, std::string_view* bytes,
+                              bool* found) {
   *found = false;
   auto holds = [&] {
     return loaded_ && chunk_lsn_ == commit_lsn && chunk_first_ <= seq &&
@@ -531,8 +534,86 @@ Status ChangeReader::Get(uint64_t commit_lsn, uint32_t seq, pb::Change* out, boo
       if (!loaded_ || !holds()) return Status::OK();
     }
   }
-  RETURN_IF_ERROR(ParseStored(parts_[seq - chunk_first_], "change", out));
+  *bytes = parts_[seq - chunk_first_];
   *found = true;
+  return Status::OK();
+}
+
+Status ChangeReader::Get(uint64_t commit_lsn, uint32_t seq, pb::Change* out, bool* found) {
+  std::string_view bytes;
+  RETURN_IF_ERROR(GetBytes(commit_lsn, seq, &bytes, found));
+  if (*found) RETURN_IF_ERROR(ParseStored(bytes, "change", out));
+  return Status::OK();
+}
+
+namespace {
+
+// A length-delimited field's bytes, in place (the stream reads an array).
+bool ReadView(google::protobuf::io::CodedInputStream* in, std::string_view* view) {
+  uint32_t length;
+  if (!in->ReadVarint32(&length)) return false;
+  *view = {};
+  if (length == 0) return true;
+  const void* data;
+  int available;
+  if (!in->GetDirectBufferPointer(&data, &available) ||
+      static_cast<uint32_t>(available) < length) {
+    return false;
+  }
+  *view = std::string_view(static_cast<const char*>(data), length);
+  return in->Skip(static_cast<int>(length));
+}
+
+google::protobuf::io::CodedInputStream Stream(std::string_view bytes) {
+  return google::protobuf::io::CodedInputStream(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                                static_cast<int>(bytes.size()));
+}
+
+}  // namespace
+
+Status ParseChangeImage(std::string_view bytes, ChangeImage* out) {
+  using google::protobuf::internal::WireFormatLite;
+  out->op = 0;
+  out->relid = 0;
+  out->relation_lsn = 0;
+  out->relation_seq = 0;
+  out->kinds = {};
+  out->values.clear();  // keeps its storage
+  const Status corrupt = Status::Corruption("store: a change does not parse");
+  google::protobuf::io::CodedInputStream in = Stream(bytes);
+  while (const uint32_t tag = in.ReadTag()) {
+    const int field = WireFormatLite::GetTagFieldNumber(tag);
+    const WireFormatLite::WireType type = WireFormatLite::GetTagWireType(tag);
+    uint64_t v = 0;
+    std::string_view tuple;
+    if (type == WireFormatLite::WIRETYPE_VARINT &&
+        (field == 1 || field == 2 || field == 3 || field == 12)) {
+      if (!in.ReadVarint64(&v)) return corrupt;
+      if (field == 1) out->op = static_cast<int>(v);
+      if (field == 2) out->relid = static_cast<uint32_t>(v);
+      if (field == 3) out->relation_lsn = v;
+      if (field == 12) out->relation_seq = static_cast<uint32_t>(v);
+    } else if (type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED && field == 6) {
+      if (!ReadView(&in, &tuple)) return corrupt;
+      google::protobuf::io::CodedInputStream sub = Stream(tuple);
+      while (const uint32_t t = sub.ReadTag()) {
+        const int f = WireFormatLite::GetTagFieldNumber(t);
+        std::string_view value;
+        if (WireFormatLite::GetTagWireType(t) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED &&
+            (f == 1 || f == 2)) {
+          if (!ReadView(&sub, &value)) return corrupt;
+          if (f == 1) out->kinds = value;
+          if (f == 2) out->values.push_back(value);
+        } else if (!WireFormatLite::SkipField(&sub, t)) {
+          return corrupt;
+        }
+      }
+      if (!sub.ConsumedEntireMessage()) return corrupt;
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return corrupt;
+    }
+  }
+  if (!in.ConsumedEntireMessage()) return corrupt;
   return Status::OK();
 }
 

@@ -196,6 +196,22 @@ Status SplitChunk(std::string_view chunk, std::vector<std::string_view>* changes
 
 // Reads changes by position with one cursor: cheapest for ascending
 // positions (the rest of a chunk comes without another lookup).
+// What a restore reads of a stored change for a row's final image, as views
+// into its serialized bytes (no message is built): 2.1 of the 14.4 G
+// instructions of the benchmark's restore went to parsing whole changes.
+struct ChangeImage {
+  int op = 0;  // pb::Change::Op
+  uint32_t relid = 0;
+  uint64_t relation_lsn = 0;
+  uint32_t relation_seq = 0;
+  std::string_view kinds;                // of new_tuple
+  std::vector<std::string_view> values;  // of new_tuple
+};
+
+// Parses those fields of a serialized pb::Change (the others are skipped,
+// as protobuf would); kCorruption if the bytes are not a message.
+Status ParseChangeImage(std::string_view bytes, ChangeImage* out);
+
 class ChangeReader {
  public:
   explicit ChangeReader(Store* store);
@@ -205,6 +221,8 @@ class ChangeReader {
 
   // The change at (commit_lsn, seq): *found is false if there is none.
   Status Get(uint64_t commit_lsn, uint32_t seq, pb::Change* out, bool* found);
+  // The same, its serialized bytes: valid until the next call.
+  Status GetBytes(uint64_t commit_lsn, uint32_t seq, std::string_view* bytes, bool* found);
 
  private:
   Status Load();  // the chunk under it_

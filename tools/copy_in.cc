@@ -33,14 +33,32 @@ Status CopyIn::Begin(const std::string& table_sql, const std::vector<std::string
 }
 
 Status CopyIn::Add(const pb::Tuple& row, uint64_t copies) {
-  if (row.kinds().find('?') != std::string::npos) {
+  RETURN_IF_ERROR(CheckKinds(row.kinds(), static_cast<size_t>(row.values_size())));
+  const size_t start = buffer_.size();
+  if (copies > 0) AppendCopyTextRow(&buffer_, row);
+  return Repeat(start, copies);
+}
+
+Status CopyIn::AddImage(const ChangeImage& image) {
+  RETURN_IF_ERROR(CheckKinds(image.kinds, image.values.size()));
+  const size_t start = buffer_.size();
+  AppendCopyTextRow(&buffer_, image.kinds, image.values);
+  return Repeat(start, 1);
+}
+
+Status CopyIn::CheckKinds(std::string_view kinds, size_t values) const {
+  if (kinds.find('?') != std::string_view::npos) {
     return Status::Corruption("a row of " + what_ +
                               " holds a TOAST value that was never captured; the restore "
                               "would not be exact");
   }
-  const size_t start = buffer_.size();
-  if (copies > 0) AppendCopyTextRow(&buffer_, row);
-  return Repeat(start, copies);
+  if (kinds.find_first_not_of("ntb") != std::string_view::npos) {
+    return Status::Corruption("a row of " + what_ + " holds an unresolved column");
+  }
+  if (values < kinds.size()) {
+    return Status::Corruption("a row of " + what_ + " has fewer values than columns");
+  }
+  return Status::OK();
 }
 
 Status CopyIn::AddRowKey(const pb::Relation& rel, std::string_view rowkey, uint64_t copies) {

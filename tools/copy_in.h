@@ -10,6 +10,7 @@
 #include "proto/pgtrail.pb.h"
 #include "storage/pg.h"
 #include "storage/status.h"
+#include "storage/store.h"
 
 namespace pgtrail {
 
@@ -28,6 +29,8 @@ class CopyIn {
   // Sends `copies` copies of the row a multiset rowkey holds under rel
   // (AppendCopyTextFromRowKey).
   Status AddRowKey(const pb::Relation& rel, std::string_view rowkey, uint64_t copies);
+  // Sends the new tuple of a stored change (a final image), as Add does.
+  Status AddImage(const ChangeImage& image);
   // Ends the copy; with a failed status, aborts it and returns that status.
   Status End(Status status = Status::OK());
 
@@ -35,6 +38,8 @@ class CopyIn {
 
  private:
   Status Send();
+  // kCorruption for a row COPY cannot carry exactly.
+  Status CheckKinds(std::string_view kinds, size_t values) const;
   // Repeats the line from buffer_[start] to `copies` lines in all.
   Status Repeat(size_t start, uint64_t copies);
 

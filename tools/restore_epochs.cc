@@ -216,8 +216,13 @@ Status ScanActivity(Store* store, const std::vector<Window>& windows,
 using KeyFn = std::function<Status(std::string_view rowkey)>;
 using RowFn = std::function<Status(const pb::Tuple&)>;
 using CountFn = std::function<Status(const pb::Tuple&, uint64_t)>;
-// n copies of the row a multiset rowkey holds under layout, not decoded.
-using RawFn = std::function<Status(const pb::Relation& layout, std::string_view rowkey, uint64_t n)>;
+// Where rows go without being built as tuples (COPY text is written from
+// what is stored): n copies of the row a multiset rowkey holds under layout;
+// a final image.
+struct RowSink {
+  std::function<Status(const pb::Relation& layout, std::string_view rowkey, uint64_t n)> rowkey;
+  std::function<Status(const ChangeImage&)> image;
+};
 
 // Where one epoch's rows of one table come from.
 class EpochRows {
@@ -236,10 +241,9 @@ class EpochRows {
   // Rows (keys) changed, for the report; known after the first pass.
   virtual uint64_t changed() const = 0;
   // For a table that was empty: fn(row, n) for every row there is after
-  // the epoch, n copies of it; rows that a multiset rowkey holds go to *raw
-  // instead, if given.
-  virtual Status ForEachRow(const CountFn& fn, const RawFn* raw = nullptr) {
-    (void)raw;
+  // the epoch, n copies of it; to *sink instead where it can, if given.
+  virtual Status ForEachRow(const CountFn& fn, const RowSink* sink = nullptr) {
+    (void)sink;
     if (IsMultiset(layout())) return ForEachCount(/*additions=*/true, fn);
     RETURN_IF_ERROR(ScanKeys(nullptr));
     return ForEachUpsert([&](const pb::Tuple& row) { return fn(row, 1); });
@@ -286,15 +290,18 @@ class StreamedRows : public EpochRows {
   // whose change comes after every change read so far is read at once (the
   // changes are read forward, so a table filled in key order goes straight
   // through); the others are read sorted after the pass.
-  Status ForEachRow(const CountFn& fn, const RawFn* raw = nullptr) override {
-    if (IsMultiset(layout_) && raw != nullptr) {
+  Status ForEachRow(const CountFn& fn, const RowSink* sink = nullptr) override {
+    if (IsMultiset(layout_) && sink != nullptr) {
       return ForEachKey([&](std::string_view rowkey, char, Position, int64_t net) {
-        return net > 0 ? (*raw)(layout_, rowkey, static_cast<uint64_t>(net)) : Status::OK();
+        return net > 0 ? sink->rowkey(layout_, rowkey, static_cast<uint64_t>(net)) : Status::OK();
       });
     }
     if (IsMultiset(layout_)) return EpochRows::ForEachRow(fn);
     FinalImageReader reader(store_, layout_, history_);
     const RowFn one = [&](const pb::Tuple& row) { return fn(row, 1); };
+    auto read = [&](Position pos) {
+      return sink != nullptr ? reader.ReadImage(pos, sink->image) : reader.Read(pos, one);
+    };
     std::vector<Position> behind;
     bool have_read = false;
     Position last_read;
@@ -306,7 +313,7 @@ class StreamedRows : public EpochRows {
       }
       have_read = true;
       last_read = last;
-      return reader.Read(last, one);
+      return read(last);
     }));
     std::sort(behind.begin(), behind.end());
     for (size_t i = 0; i < behind.size(); i++) {
@@ -314,7 +321,7 @@ class StreamedRows : public EpochRows {
         return Status::Corruption("store: two rows of " + TableName(layout_) +
                                   " end at the same change");
       }
-      RETURN_IF_ERROR(reader.Read(behind[i], one));
+      RETURN_IF_ERROR(read(behind[i]));
     }
     return Status::OK();
   }
@@ -389,8 +396,8 @@ class MergedRows : public EpochRows {
   Status ForEachUpsert(const RowFn&) override { return Unsupported(); }
   Status ForEachCount(bool, const CountFn&) override { return Unsupported(); }
 
-  Status ForEachRow(const CountFn& fn, const RawFn* raw = nullptr) override {
-    if (IsMultiset(first_->layout()) && KeyLeads(later_->layout())) return OnePass(fn, raw);
+  Status ForEachRow(const CountFn& fn, const RowSink* sink = nullptr) override {
+    if (IsMultiset(first_->layout()) && KeyLeads(later_->layout())) return OnePass(fn, sink);
     std::unordered_set<std::string> changed;  // keys under the later layout
     const KeyFn each = [&](std::string_view rowkey) {
       changed.emplace(rowkey);
@@ -428,7 +435,7 @@ class MergedRows : public EpochRows {
   // whole row with that key (each value's encoding is prefix-free), so a
   // later epoch's key sorts just before the first epoch's rows it replaces,
   // with nothing but those rows in between.
-  Status OnePass(const CountFn& fn, const RawFn* raw) {
+  Status OnePass(const CountFn& fn, const RowSink* sink) {
     RowIdxCursor idx(first_->store(), first_->layout().relid());
     std::vector<Position> upserts;
     std::string current, shadow;  // shadow: the last key a later epoch changed
@@ -462,14 +469,27 @@ class MergedRows : public EpochRows {
       if (!first || net <= 0) continue;
       if (have_shadow && current.compare(0, shadow.size(), shadow) == 0) continue;  // replaced
       rows_ += static_cast<uint64_t>(net);
-      if (raw != nullptr) {
-        RETURN_IF_ERROR((*raw)(first_->layout(), current, static_cast<uint64_t>(net)));
+      if (sink != nullptr) {
+        RETURN_IF_ERROR(sink->rowkey(first_->layout(), current, static_cast<uint64_t>(net)));
         continue;
       }
       RETURN_IF_ERROR(RowKeyValues(first_->layout(), current, &row));
       RETURN_IF_ERROR(fn(row, static_cast<uint64_t>(net)));
     }
     RETURN_IF_ERROR(idx.status());
+    if (sink != nullptr) {
+      std::sort(upserts.begin(), upserts.end());
+      FinalImageReader reader(later_->store(), later_->layout(), later_->history());
+      for (size_t i = 0; i < upserts.size(); i++) {
+        if (i > 0 && upserts[i - 1] == upserts[i]) {
+          return Status::Corruption("store: two rows of " + TableName(later_->layout()) +
+                                    " end at the same change");
+        }
+        rows_++;
+        RETURN_IF_ERROR(reader.ReadImage(upserts[i], sink->image));
+      }
+      return Status::OK();
+    }
     return ForEachFinalImage(later_->store(), later_->layout(), later_->history(),
                              std::move(upserts), [&](const pb::Tuple& image) {
                                rows_++;
@@ -661,11 +681,13 @@ Status CopyStraightIn(PgConn* conn, EpochRows* rows) {
   const pb::Relation& rel = rows->layout();
   CopyIn copy(conn, TableName(rel));
   RETURN_IF_ERROR(copy.Begin(TableSql(rel), ColumnNames(rel)));
-  const RawFn raw = [&](const pb::Relation& layout, std::string_view rowkey, uint64_t n) {
+  RowSink sink;
+  sink.rowkey = [&](const pb::Relation& layout, std::string_view rowkey, uint64_t n) {
     return copy.AddRowKey(layout, rowkey, n);
   };
+  sink.image = [&](const ChangeImage& image) { return copy.AddImage(image); };
   return copy.End(
-      rows->ForEachRow([&](const pb::Tuple& row, uint64_t n) { return copy.Add(row, n); }, &raw));
+      rows->ForEachRow([&](const pb::Tuple& row, uint64_t n) { return copy.Add(row, n); }, &sink));
 }
 
 // A catalog query about one table ($1, its name) that yields one boolean.

@@ -175,6 +175,28 @@ FinalImageReader::FinalImageReader(Store* store, const pb::Relation& layout,
 
 FinalImageReader::~FinalImageReader() = default;
 
+Status FinalImageReader::Check(Position pos, int op, uint32_t relid, uint64_t relation_lsn,
+                               uint32_t relation_seq) {
+  if ((op != pb::Change::INSERT && op != pb::Change::UPDATE) || relid != layout_.relid()) {
+    return Status::Corruption("store: the row index of " + TableName(layout_) + " points at " +
+                              DescribePosition(pos) + ", which is not an INSERT or UPDATE of it");
+  }
+  // The layout check per change: the version its (relation_lsn,
+  // relation_seq) names, compared once per version.
+  const pb::Relation* written = history_.At(Position{relation_lsn, relation_seq});
+  if (written != checked_ || checked_ == nullptr) {
+    checked_ = written;
+    checked_same_ = written != nullptr && SameLayout(*written, layout_);
+  }
+  if (!checked_same_) {
+    return Status::Corruption("store: " + DescribePosition(pos) + " of " + TableName(layout_) +
+                              " was written under the layout version at LSN " +
+                              FormatLsn(relation_lsn) + " seq " + std::to_string(relation_seq) +
+                              ", not the one its rows are restored with");
+  }
+  return Status::OK();
+}
+
 Status FinalImageReader::Read(Position pos, const std::function<Status(const pb::Tuple&)>& emit) {
   if (reads_++ % kArenaChanges == 0) {
     arena_->arena.Reset();
@@ -184,26 +206,20 @@ Status FinalImageReader::Read(Position pos, const std::function<Status(const pb:
   bool found = false;
   RETURN_IF_ERROR(reader_.Get(pos.lsn, pos.seq, arena_->parsed, &found));
   if (!found) return Status::Corruption("store: " + DescribePosition(pos) + " is missing");
-  if ((change.op() != pb::Change::INSERT && change.op() != pb::Change::UPDATE) ||
-      change.relid() != layout_.relid()) {
-    return Status::Corruption("store: the row index of " + TableName(layout_) + " points at " +
-                              DescribePosition(pos) + ", which is not an INSERT or UPDATE of it");
-  }
-  // The layout check per change: the version its (relation_lsn,
-  // relation_seq) names, compared once per version.
-  const pb::Relation* written = history_.At(Position{change.relation_lsn(), change.relation_seq()});
-  if (written != checked_ || checked_ == nullptr) {
-    checked_ = written;
-    checked_same_ = written != nullptr && SameLayout(*written, layout_);
-  }
-  if (!checked_same_) {
-    return Status::Corruption("store: " + DescribePosition(pos) + " of " + TableName(layout_) +
-                              " was written under the layout version at LSN " +
-                              FormatLsn(change.relation_lsn()) + " seq " +
-                              std::to_string(change.relation_seq()) +
-                              ", not the one its rows are restored with");
-  }
+  RETURN_IF_ERROR(
+      Check(pos, change.op(), change.relid(), change.relation_lsn(), change.relation_seq()));
   return emit(change.new_tuple());
+}
+
+Status FinalImageReader::ReadImage(Position pos,
+                                   const std::function<Status(const ChangeImage&)>& emit) {
+  std::string_view bytes;
+  bool found = false;
+  RETURN_IF_ERROR(reader_.GetBytes(pos.lsn, pos.seq, &bytes, &found));
+  if (!found) return Status::Corruption("store: " + DescribePosition(pos) + " is missing");
+  RETURN_IF_ERROR(ParseChangeImage(bytes, &image_));
+  RETURN_IF_ERROR(Check(pos, image_.op, image_.relid, image_.relation_lsn, image_.relation_seq));
+  return emit(image_);
 }
 
 Status ForEachFinalImage(Store* store, const pb::Relation& layout, const LayoutHistory& history,

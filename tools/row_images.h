@@ -120,8 +120,14 @@ class FinalImageReader {
 
   // Calls emit(new_tuple) for the change at pos.
   Status Read(Position pos, const std::function<Status(const pb::Tuple&)>& emit);
+  // The same without building the change: emit(its new tuple's parts).
+  Status ReadImage(Position pos, const std::function<Status(const ChangeImage&)>& emit);
 
  private:
+  // The checks of Read on the parts of the change at pos.
+  Status Check(Position pos, int op, uint32_t relid, uint64_t relation_lsn,
+               uint32_t relation_seq);
+
   Store* store_;
   const pb::Relation& layout_;
   const LayoutHistory& history_;
@@ -131,6 +137,7 @@ class FinalImageReader {
   uint64_t reads_ = 0;
   struct ArenaState;
   std::unique_ptr<ArenaState> arena_;
+  ChangeImage image_;
 };
 
 // Calls emit(new_tuple) for the change at each of `positions` (sorted here;

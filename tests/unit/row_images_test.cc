@@ -252,5 +252,54 @@ TEST(AppendCopyTextFromRowKey, MatchesDecodingTheRowThenWritingIt) {
   EXPECT_EQ(out, "kept");
 }
 
+// The parts of a stored change read without protobuf are the ones protobuf
+// reads, whatever else the change holds; bytes that are not a message fail.
+TEST(ParseChangeImage, ReadsWhatProtobufReads) {
+  std::vector<pb::Change> changes(4);
+  changes[0].set_op(pb::Change::INSERT);
+  changes[0].set_relid(16384);
+  changes[0].set_relation_lsn(0x1234567890ull);
+  changes[0].set_relation_seq(77);
+  *changes[0].mutable_new_tuple() = Row({"1", "", std::string("a\0b", 3)});
+  changes[0].mutable_new_tuple()->mutable_kinds()->at(1) = 'n';
+  changes[1] = changes[0];
+  changes[1].set_op(pb::Change::UPDATE);
+  changes[1].set_old_kind('O');
+  *changes[1].mutable_old_tuple() = Row({"old", "x"});  // not read
+  changes[1].set_prefix("p");
+  changes[1].add_truncate_relids(5);
+  changes[2].set_op(pb::Change::DELETE);  // no new tuple at all
+  changes[2].set_relid(1);
+  changes[3].set_op(pb::Change::INSERT);
+  *changes[3].mutable_new_tuple() = Row({std::string(100000, 'v')});
+  ChangeImage image;
+  for (const pb::Change& c : changes) {
+    const std::string bytes = c.SerializeAsString();
+    ASSERT_TRUE(ParseChangeImage(bytes, &image).ok());
+    EXPECT_EQ(image.op, c.op());
+    EXPECT_EQ(image.relid, c.relid());
+    EXPECT_EQ(image.relation_lsn, c.relation_lsn());
+    EXPECT_EQ(image.relation_seq, c.relation_seq());
+    EXPECT_EQ(image.kinds, c.new_tuple().kinds());
+    ASSERT_EQ(image.values.size(), static_cast<size_t>(c.new_tuple().values_size()));
+    for (int i = 0; i < c.new_tuple().values_size(); i++) {
+      EXPECT_EQ(image.values[static_cast<size_t>(i)], c.new_tuple().values(i));
+    }
+    std::string text;
+    std::string want;
+    AppendCopyTextRow(&text, image.kinds, image.values);
+    AppendCopyTextRow(&want, c.new_tuple());
+    EXPECT_EQ(text, want);
+  }
+  const std::string bytes = changes[0].SerializeAsString();
+  for (size_t cut = 1; cut < bytes.size(); cut++) {
+    pb::Change probe;
+    if (probe.ParseFromString(bytes.substr(0, cut))) continue;  // a valid prefix
+    EXPECT_EQ(ParseChangeImage(bytes.substr(0, cut), &image).code(), Status::kCorruption)
+        << "cut at " << cut;
+  }
+  EXPECT_EQ(ParseChangeImage(std::string("\xff\xff\xff", 3), &image).code(), Status::kCorruption);
+}
+
 }  // namespace
 }  // namespace pgtrail
