@@ -848,7 +848,11 @@ Status ExecuteParallelRestore(Store* store, RestorePlan* plan, const RestoreOpti
     out << "restoring into " << conn->Describe() << "\n";
     // Rows go in as they were: triggers and foreign keys of the target do
     // not act on them (as pg_restore --disable-triggers). Needs a superuser.
-    std::string session = "SET search_path = pg_catalog";
+    // The partial database's commits need not wait for their WAL flush: the
+    // rename below commits synchronously, and its flush takes every earlier
+    // WAL record with it, so nothing is reported restored before it is
+    // durable (and a crash before the rename leaves only the partial name).
+    std::string session = "SET search_path = pg_catalog; SET synchronous_commit = off";
     if (conn->Exec("SET session_replication_role = replica").ok()) {
       session += "; SET session_replication_role = replica";
     } else {
@@ -870,6 +874,7 @@ Status ExecuteParallelRestore(Store* store, RestorePlan* plan, const RestoreOpti
     }
     return st;
   }
+  RETURN_IF_ERROR((*admin)->Exec("SET synchronous_commit = on"));
   RETURN_IF_ERROR((*admin)->Exec("ALTER DATABASE " + QuoteIdent(partial) + " RENAME TO " +
                                  QuoteIdent(dbname))
                       .WithContext("the restored database \"" + partial + "\" is complete, but"));
