@@ -749,6 +749,37 @@ Status DropTablesNotLoaded(PgConn* conn, const std::set<std::string>& loaded_oid
 
 namespace {
 
+// --jobs: the base snapshot's post-data entries that build an index on one
+// table (CREATE INDEX, ADD PRIMARY KEY / UNIQUE) run on the loading
+// connections, as pg_restore -j builds them; returns the other entries, in
+// their order, to run once those are done (foreign keys, triggers, ...: they
+// may need the indexes, and none of the index builds needs them).
+std::string BuildIndexesOnJobs(const RestorePlan& plan, LoadJobs* jobs, Status* status) {
+  std::map<std::string, std::vector<uint32_t>> relids;  // relname -> tables of that name
+  for (const RestoreTable& t : plan.tables) relids[t.layout.relname()].push_back(t.layout.relid());
+  std::vector<DumpEntry> entries = SplitDumpEntries(plan.snapshot.post_data_sql());
+  std::string rest;
+  for (size_t i = 0; i < entries.size(); i++) {
+    const std::vector<std::string> statements = SplitSqlStatements(entries[i].sql);
+    const std::string table = i > 0 && statements.size() == 1 ? IndexBuildTable(statements[0]) : "";
+    auto named = relids.find(table);
+    if (table.empty() || named == relids.end() || named->second.size() != 1) {
+      rest += entries[i].sql;
+      if (!rest.empty() && rest.back() != '\n') rest += "\n";
+      continue;
+    }
+    // pg_dump names every object with its schema: no search_path needed.
+    const std::string sql = entries[i].sql;
+    Status st = jobs->Run(named->second[0], [sql](PgConn* c) { return c->Exec(sql); });
+    if (!st.ok()) {
+      *status = st;
+      return "";
+    }
+  }
+  *status = jobs->WaitAll();
+  return rest;
+}
+
 // Schema, rows and sequences into the target through `jobs`. Sequential:
 // inside the caller's transaction. Parallel: each step commits, the rows of
 // each table in a worker's transaction.
@@ -780,7 +811,12 @@ Status FillTarget(Store* store, RestorePlan* plan, const RestoreOptions& options
   RETURN_IF_ERROR(jobs->WaitAll());
   uint64_t total = 0;
   for (const RestoreTable& t : plan->tables) total += t.rows;
-  if (!some_tables) {
+  if (!some_tables && parallel) {
+    Status built;
+    const std::string rest = BuildIndexesOnJobs(*plan, jobs, &built);
+    RETURN_IF_ERROR(built.WithContext("schema (post-data)"));
+    RETURN_IF_ERROR(step(rest, "schema (post-data)"));
+  } else if (!some_tables) {
     RETURN_IF_ERROR(step(JoinDumpEntries(SplitDumpEntries(plan->snapshot.post_data_sql())),
                          "schema (post-data)"));
   } else {
@@ -852,7 +888,10 @@ Status ExecuteParallelRestore(Store* store, RestorePlan* plan, const RestoreOpti
     // rename below commits synchronously, and its flush takes every earlier
     // WAL record with it, so nothing is reported restored before it is
     // durable (and a crash before the rename leaves only the partial name).
-    std::string session = "SET search_path = pg_catalog; SET synchronous_commit = off";
+    // No timeouts, as the dump's own preamble says (pg_restore's sessions too).
+    std::string session =
+        "SET search_path = pg_catalog; SET synchronous_commit = off; SET statement_timeout = 0;"
+        " SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0";
     if (conn->Exec("SET session_replication_role = replica").ok()) {
       session += "; SET session_replication_role = replica";
     } else {

@@ -138,14 +138,17 @@ std::vector<SqlToken> TokenizeSql(std::string_view sql) {
 std::vector<std::string> SplitSqlStatements(std::string_view sql) {
   std::vector<std::string> out;
   size_t start = 0;
+  bool tokens = false;  // since start: a statement of only comments is empty
   auto finish = [&](size_t end) {
-    std::string stmt = Trim(sql.substr(start, end - start));
-    if (!stmt.empty()) out.push_back(std::move(stmt));
+    if (tokens) out.push_back(Trim(sql.substr(start, end - start)));
+    tokens = false;
   };
   for (const SqlToken& t : TokenizeSql(sql)) {
     if (t.kind == SqlToken::kPunct && t.text == ";") {
       finish(t.offset);
       start = t.offset + 1;
+    } else {
+      tokens = true;
     }
   }
   finish(sql.size());

@@ -12,7 +12,8 @@
 namespace pgtrail {
 
 // The statements of `sql`, each without its terminating semicolon and with
-// surrounding white space trimmed; empty statements are left out. Semicolons
+// surrounding white space trimmed; empty statements (nothing but white
+// space and comments) are left out. Semicolons
 // inside 'literals' (also E'...' with backslash escapes), "identifiers",
 // $tag$dollar quotes$tag$, -- comments and nested /* comments */ do not
 // split. Parentheses are not tracked: PostgreSQL ends a statement at any

@@ -429,6 +429,52 @@ TEST(EpochRowsTest, ParallelRestoreMatchesEveryInstant) {
   EXPECT_TRUE(PartialDatabases(source.cluster()).empty());
 }
 
+// Every index, constraint and trigger of the target, as SQL would recreate
+// it, sorted: the schema a restore must bring back besides the rows.
+std::vector<std::string> SchemaObjects(PgCluster& cluster, const std::string& db) {
+  auto conn = cluster.Connect(db);
+  EXPECT_OK(conn);
+  if (!conn.ok()) return {};
+  auto res = (*conn)->Query(
+      "SELECT indexdef FROM pg_catalog.pg_indexes WHERE schemaname = 'public'"
+      " UNION ALL SELECT conrelid::regclass::text || ' ' || conname || ' ' ||"
+      "   pg_catalog.pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint"
+      "   WHERE connamespace = 'public'::regnamespace"
+      " UNION ALL SELECT pg_catalog.pg_get_triggerdef(oid) FROM pg_catalog.pg_trigger"
+      "   WHERE NOT tgisinternal ORDER BY 1");
+  EXPECT_OK(res);
+  std::vector<std::string> objects;
+  for (int i = 0; res.ok() && i < res->rows(); i++) objects.push_back(res->GetString(i, 0));
+  return objects;
+}
+
+// With --jobs, the base snapshot's indexes and keys are built on the loading
+// connections after each table's rows, the foreign keys and triggers after
+// all of them; the restored schema is the source's.
+TEST(EpochRowsTest, ParallelRestoreBuildsTheSnapshotsIndexesAndConstraints) {
+  RecordedSource source;
+  ASSERT_OK(source.Start(
+      "CREATE TABLE parent (id int PRIMARY KEY, code text UNIQUE, v int CHECK (v >= 0));"
+      "CREATE TABLE child (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+      "  parent_id int NOT NULL REFERENCES parent (id), note text);"
+      "CREATE INDEX child_parent ON child (parent_id) WHERE note IS NOT NULL;"
+      "CREATE UNIQUE INDEX parent_lower ON parent (lower(code));"
+      "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;"
+      "CREATE TRIGGER child_touch BEFORE UPDATE ON child FOR EACH ROW EXECUTE FUNCTION touch();"
+      "INSERT INTO parent SELECT g, 'c' || g, g FROM generate_series(1, 3000) g;"
+      "INSERT INTO child (parent_id, note) SELECT 1 + g % 3000, CASE WHEN g % 2 = 0 THEN 'n' END"
+      "  FROM generate_series(1, 20000) g"));
+  ASSERT_OK(source.StartAgent());
+  const std::vector<Instant> instants = RecordEveryInstant(
+      &source, {{"changes", "UPDATE parent SET v = 7 WHERE id < 10; DELETE FROM child WHERE id = 5"}});
+  ASSERT_EQ(instants.size(), 1u);
+  std::vector<std::string> outputs;
+  RestoreEveryInstant(&source, "parsnap", instants, &outputs, {"--jobs", "2"});
+  const std::vector<std::string> want = SchemaObjects(source.cluster(), RecordedSource::kSourceDb);
+  EXPECT_GE(want.size(), 9u);
+  EXPECT_EQ(SchemaObjects(source.cluster(), "parsnap0"), want);
+}
+
 // A parallel restore that fails (a schema change cannot be replayed: its
 // role is gone) drops the database it was building; nothing is left under
 // the target's name or a temporary one.

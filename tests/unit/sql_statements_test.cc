@@ -15,6 +15,9 @@ TEST(SqlStatements, SplitsAtTopLevelSemicolons) {
 TEST(SqlStatements, LeavesOutEmptyStatementsAndTrims) {
   EXPECT_EQ(SplitSqlStatements(" ;; create table a (x int) ;\n\n "),
             (Statements{"create table a (x int)"}));
+  // pg_dump's entries end with the next entry's comment header.
+  EXPECT_EQ(SplitSqlStatements("-- Name: i\nCREATE INDEX i ON t (c);\n\n\n--\n/* x */"),
+            (Statements{"-- Name: i\nCREATE INDEX i ON t (c)"}));
   EXPECT_TRUE(SplitSqlStatements("").empty());
 }
 
