@@ -754,7 +754,7 @@ namespace {
 // connections, as pg_restore -j builds them; returns the other entries, in
 // their order, to run once those are done (foreign keys, triggers, ...: they
 // may need the indexes, and none of the index builds needs them).
-std::string BuildIndexesOnJobs(const RestorePlan& plan, LoadJobs* jobs, Status* status) {
+Result<std::string> BuildIndexesOnJobs(const RestorePlan& plan, LoadJobs* jobs) {
   std::map<std::string, std::vector<uint32_t>> relids;  // relname -> tables of that name
   for (const RestoreTable& t : plan.tables) relids[t.layout.relname()].push_back(t.layout.relid());
   std::vector<DumpEntry> entries = SplitDumpEntries(plan.snapshot.post_data_sql());
@@ -770,13 +770,9 @@ std::string BuildIndexesOnJobs(const RestorePlan& plan, LoadJobs* jobs, Status* 
     }
     // pg_dump names every object with its schema: no search_path needed.
     const std::string sql = entries[i].sql;
-    Status st = jobs->Run(named->second[0], [sql](PgConn* c) { return c->Exec(sql); });
-    if (!st.ok()) {
-      *status = st;
-      return "";
-    }
+    RETURN_IF_ERROR(jobs->Run(named->second[0], [sql](PgConn* c) { return c->Exec(sql); }));
   }
-  *status = jobs->WaitAll();
+  RETURN_IF_ERROR(jobs->WaitAll());
   return rest;
 }
 
@@ -812,10 +808,9 @@ Status FillTarget(Store* store, RestorePlan* plan, const RestoreOptions& options
   uint64_t total = 0;
   for (const RestoreTable& t : plan->tables) total += t.rows;
   if (!some_tables && parallel) {
-    Status built;
-    const std::string rest = BuildIndexesOnJobs(*plan, jobs, &built);
-    RETURN_IF_ERROR(built.WithContext("schema (post-data)"));
-    RETURN_IF_ERROR(step(rest, "schema (post-data)"));
+    Result<std::string> rest = BuildIndexesOnJobs(*plan, jobs);
+    RETURN_IF_ERROR(rest.status().WithContext("schema (post-data)"));
+    RETURN_IF_ERROR(step(*rest, "schema (post-data)"));
   } else if (!some_tables) {
     RETURN_IF_ERROR(step(JoinDumpEntries(SplitDumpEntries(plan->snapshot.post_data_sql())),
                          "schema (post-data)"));

@@ -241,9 +241,9 @@ class EpochRows {
   // Rows (keys) changed, for the report; known after the first pass.
   virtual uint64_t changed() const = 0;
   // For a table that was empty: fn(row, n) for every row there is after
-  // the epoch, n copies of it; to *sink instead where it can, if given.
-  virtual Status ForEachRow(const CountFn& fn, const RowSink* sink = nullptr) {
-    (void)sink;
+  // the epoch, n copies of it; to *sink instead where it can, if given
+  // (here it never can: rows folded from changes are tuples already).
+  virtual Status ForEachRow(const CountFn& fn, const RowSink* /*sink*/ = nullptr) {
     if (IsMultiset(layout())) return ForEachCount(/*additions=*/true, fn);
     RETURN_IF_ERROR(ScanKeys(nullptr));
     return ForEachUpsert([&](const pb::Tuple& row) { return fn(row, 1); });
@@ -889,18 +889,6 @@ bool DdlLeavesRowsAlone(const SchemaChange& d, const std::string& relname) {
     if (!LeavesRowsAlone(statement, relname)) return false;
   }
   return true;
-}
-
-// True if the statement is CREATE [GLOBAL | LOCAL] [TEMP | TEMPORARY |
-// UNLOGGED] TABLE name ( ...: it makes a new, empty table and nothing else.
-bool IsCreateTable(const std::string& statement) {
-  const std::vector<SqlToken> tokens = TokenizeSql(statement);
-  size_t i = 0;
-  auto word = [&](size_t j) { return j < tokens.size() ? IdentifierName(tokens[j]) : ""; };
-  if (word(i++) != "create") return false;
-  if (word(i) == "global" || word(i) == "local") i++;
-  if (word(i) == "temp" || word(i) == "temporary" || word(i) == "unlogged") i++;
-  return word(i) == "table" && LeavesRowsAlone(statement, "");
 }
 
 // Where the rows of one table come from when its epochs k..m are applied

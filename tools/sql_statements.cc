@@ -258,43 +258,85 @@ class TokenReader {
 
 }  // namespace
 
-bool LeavesRowsAlone(std::string_view statement, const std::string& relname) {
-  const std::vector<SqlToken> tokens = TokenizeSql(statement);
+namespace {
+
+// The few statement forms a restore may reorder, recognised from tokens.
+struct Form {
+  enum Kind {
+    kOther,        // anything else
+    kIndexBuild,   // ALTER TABLE ... ADD [CONSTRAINT c] PRIMARY KEY | UNIQUE, or
+                   // CREATE [UNIQUE] INDEX ... ON [ONLY] name
+    kCreateTable,  // CREATE [...] TABLE name ( ... ) without AS
+    kHarmless,     // CREATE SEQUENCE, CREATE VIEW, COMMENT
+  };
+  Kind kind = kOther;
+  std::string table;        // kIndexBuild: its table's relname (no schema)
+  bool has_using = false;   // kIndexBuild, ALTER form: a USING clause (USING INDEX ...)
+};
+
+Form Recognise(const std::vector<SqlToken>& tokens) {
   TokenReader r(tokens);
-  if (r.Accept("comment")) return true;  // COMMENT ON ... IS '...'
+  Form form;
+  if (r.Accept("comment")) {  // COMMENT ON ... IS '...'
+    form.kind = Form::kHarmless;
+    return form;
+  }
   if (r.Accept("alter")) {
     // ALTER TABLE [IF EXISTS] [ONLY] name [*] ADD [CONSTRAINT c] PRIMARY KEY
     // | UNIQUE ..., with no further subcommand.
-    if (!r.Accept("table")) return false;
-    if (r.Accept("if") && !r.Accept("exists")) return false;
+    if (!r.Accept("table")) return form;
+    if (r.Accept("if") && !r.Accept("exists")) return form;
     r.Accept("only");
-    if (!r.AcceptQualifiedName()) return false;
+    std::string table;
+    if (!r.AcceptQualifiedName(&table)) return form;
     r.AcceptPunct('*');
-    if (!r.Accept("add")) return false;
-    if (r.Accept("constraint") && !r.AcceptIdent()) return false;
+    if (!r.Accept("add")) return form;
+    if (r.Accept("constraint") && !r.AcceptIdent()) return form;
     const bool primary_key = r.Accept("primary") && r.Accept("key");
-    if (!primary_key && !r.Accept("unique")) return false;
-    return !r.RestHasTopLevel(nullptr, /*comma=*/true);
+    if (!primary_key && !r.Accept("unique")) return form;
+    if (r.RestHasTopLevel(nullptr, /*comma=*/true)) return form;
+    form.kind = Form::kIndexBuild;
+    form.table = table;
+    form.has_using = r.RestHasTopLevel("using", /*comma=*/false);
+    return form;
   }
-  if (!r.Accept("create")) return false;
-  if (r.Accept("or") && !r.Accept("replace")) return false;
+  if (!r.Accept("create")) return form;
+  if (r.Accept("or") && !r.Accept("replace")) return form;
   if (r.Accept("global") || r.Accept("local")) {
-    if (!r.Accept("temp") && !r.Accept("temporary")) return false;
+    if (!r.Accept("temp") && !r.Accept("temporary")) return form;
   } else if (!r.Accept("temp") && !r.Accept("temporary")) {
     r.Accept("unlogged");
   }
   r.Accept("recursive");
-  if (r.Accept("sequence") || r.Accept("view")) return true;
-  if (r.Accept("unique")) return r.Accept("index");
-  if (r.Accept("index")) return true;  // CREATE INDEX ... ON ...
-  if (!r.Accept("table")) return false;
+  if (r.Accept("sequence") || r.Accept("view")) {
+    form.kind = Form::kHarmless;
+    return form;
+  }
+  const bool unique = r.Accept("unique");
+  if (r.Accept("index")) {
+    if (!r.SkipPast("on")) return form;
+    r.Accept("only");
+    if (r.AcceptQualifiedName(&form.table)) form.kind = Form::kIndexBuild;
+    return form;
+  }
+  if (unique || !r.Accept("table")) return form;
   // CREATE TABLE name ( ... ) [INHERITS ...] [PARTITION BY ...] [WITH ...]:
   // not AS (it fills the table), not PARTITION OF or OF type (they follow the
-  // name instead of the column list), and not naming the table but as the
-  // target of a foreign key (a new, empty table's foreign key checks nothing).
-  if (r.Accept("if") && !(r.Accept("not") && r.Accept("exists"))) return false;
-  if (!r.AcceptQualifiedName() || !r.PeekPunct('(')) return false;
-  if (r.RestHasTopLevel("as", /*comma=*/false)) return false;
+  // name instead of the column list).
+  if (r.Accept("if") && !(r.Accept("not") && r.Accept("exists"))) return form;
+  if (!r.AcceptQualifiedName() || !r.PeekPunct('(')) return form;
+  if (!r.RestHasTopLevel("as", /*comma=*/false)) form.kind = Form::kCreateTable;
+  return form;
+}
+
+}  // namespace
+
+bool LeavesRowsAlone(std::string_view statement, const std::string& relname) {
+  const std::vector<SqlToken> tokens = TokenizeSql(statement);
+  const Form form = Recognise(tokens);
+  if (form.kind != Form::kCreateTable) return form.kind != Form::kOther;
+  // A new table must not name the table but as the target of a foreign key
+  // (a new, empty table's foreign key checks nothing).
   for (size_t j = 0; j < tokens.size(); j++) {
     if (tokens[j].kind != SqlToken::kWord && tokens[j].kind != SqlToken::kQuotedIdent) continue;
     if (IdentifierName(tokens[j]) != relname) continue;
@@ -310,27 +352,12 @@ bool LeavesRowsAlone(std::string_view statement, const std::string& relname) {
 }
 
 std::string IndexBuildTable(std::string_view statement) {
-  const std::vector<SqlToken> tokens = TokenizeSql(statement);
-  TokenReader r(tokens);
-  std::string table;
-  if (r.Accept("alter")) {
-    if (!r.Accept("table")) return "";
-    if (r.Accept("if") && !r.Accept("exists")) return "";
-    r.Accept("only");
-    if (!r.AcceptQualifiedName(&table)) return "";
-    r.AcceptPunct('*');
-    if (!r.Accept("add")) return "";
-    if (r.Accept("constraint") && !r.AcceptIdent()) return "";
-    const bool primary_key = r.Accept("primary") && r.Accept("key");
-    if (!primary_key && !r.Accept("unique")) return "";
-    if (r.RestHasTopLevel(nullptr, /*comma=*/true) || r.RestHasTopLevel("using", false)) return "";
-    return table;
-  }
-  if (!r.Accept("create")) return "";
-  r.Accept("unique");
-  if (!r.Accept("index") || !r.SkipPast("on")) return "";
-  r.Accept("only");
-  return r.AcceptQualifiedName(&table) ? table : "";
+  const Form form = Recognise(TokenizeSql(statement));
+  return form.kind == Form::kIndexBuild && !form.has_using ? form.table : "";
+}
+
+bool IsCreateTable(std::string_view statement) {
+  return Recognise(TokenizeSql(statement)).kind == Form::kCreateTable;
 }
 
 bool MentionsName(std::string_view statement, const std::string& name) {

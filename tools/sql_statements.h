@@ -58,6 +58,10 @@ bool LeavesRowsAlone(std::string_view statement, const std::string& relname);
 // empty for any other statement.
 std::string IndexBuildTable(std::string_view statement);
 
+// True if the statement is CREATE [GLOBAL | LOCAL] [TEMP | TEMPORARY |
+// UNLOGGED] TABLE [IF NOT EXISTS] name ( ... ) without AS: a new, empty table.
+bool IsCreateTable(std::string_view statement);
+
 // True if any identifier of the statement is `name`.
 bool MentionsName(std::string_view statement, const std::string& name);
 

@@ -380,16 +380,23 @@ TEST(EpochRowsTest, FindsEachEpochsTablesFromHeadersOrTheRowIndex) {
   RestoreEveryInstant(&source, "unlisted", instants);
 }
 
-// The databases named like pitr-restore --jobs's partial ones.
-std::vector<std::string> PartialDatabases(PgCluster& cluster) {
-  auto conn = cluster.Connect("postgres");
+// The first column of every row a query returns in database db.
+std::vector<std::string> FirstColumn(PgCluster& cluster, const std::string& db,
+                                     const std::string& sql) {
+  auto conn = cluster.Connect(db);
   EXPECT_OK(conn);
   if (!conn.ok()) return {};
-  auto res = (*conn)->Query("SELECT datname FROM pg_database WHERE datname LIKE 'pgtrail\\_partial\\_%'");
+  auto res = (*conn)->Query(sql);
   EXPECT_OK(res);
-  std::vector<std::string> names;
-  for (int i = 0; res.ok() && i < res->rows(); i++) names.push_back(res->GetString(i, 0));
-  return names;
+  std::vector<std::string> values;
+  for (int i = 0; res.ok() && i < res->rows(); i++) values.push_back(res->GetString(i, 0));
+  return values;
+}
+
+// The databases named like pitr-restore --jobs's partial ones.
+std::vector<std::string> PartialDatabases(PgCluster& cluster) {
+  return FirstColumn(cluster, "postgres",
+                     "SELECT datname FROM pg_database WHERE datname LIKE 'pgtrail\\_partial\\_%'");
 }
 
 // pitr-restore --jobs 2: rows load on two connections while the schema
@@ -432,20 +439,14 @@ TEST(EpochRowsTest, ParallelRestoreMatchesEveryInstant) {
 // Every index, constraint and trigger of the target, as SQL would recreate
 // it, sorted: the schema a restore must bring back besides the rows.
 std::vector<std::string> SchemaObjects(PgCluster& cluster, const std::string& db) {
-  auto conn = cluster.Connect(db);
-  EXPECT_OK(conn);
-  if (!conn.ok()) return {};
-  auto res = (*conn)->Query(
+  return FirstColumn(
+      cluster, db,
       "SELECT indexdef FROM pg_catalog.pg_indexes WHERE schemaname = 'public'"
       " UNION ALL SELECT conrelid::regclass::text || ' ' || conname || ' ' ||"
       "   pg_catalog.pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint"
       "   WHERE connamespace = 'public'::regnamespace"
       " UNION ALL SELECT pg_catalog.pg_get_triggerdef(oid) FROM pg_catalog.pg_trigger"
       "   WHERE NOT tgisinternal ORDER BY 1");
-  EXPECT_OK(res);
-  std::vector<std::string> objects;
-  for (int i = 0; res.ok() && i < res->rows(); i++) objects.push_back(res->GetString(i, 0));
-  return objects;
 }
 
 // With --jobs, the base snapshot's indexes and keys are built on the loading
@@ -494,11 +495,9 @@ TEST(EpochRowsTest, ParallelRestoreDropsItsDatabaseWhenItFails) {
   EXPECT_EQ(result.exit_code, 6) << result;
   EXPECT_NE(result.stderr_text.find("replaying ALTER TABLE"), std::string::npos) << result;
   EXPECT_TRUE(PartialDatabases(source.cluster()).empty());
-  auto conn = source.cluster().Connect("postgres");
-  ASSERT_OK(conn);
-  auto target = (*conn)->Query("SELECT count(*) FROM pg_database WHERE datname = 'parfail'");
-  ASSERT_OK(target);
-  EXPECT_EQ(target->GetString(0, 0), "0");
+  EXPECT_EQ(FirstColumn(source.cluster(), "postgres",
+                        "SELECT count(*) FROM pg_database WHERE datname = 'parfail'"),
+            std::vector<std::string>{"0"});
 }
 
 TEST(EpochRowsTest, AppliesTruncatesInsideAnEpochForAllOrChosenTables) {

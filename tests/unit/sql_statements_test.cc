@@ -128,5 +128,34 @@ TEST(SqlStatements, RecognisesStatementsThatLeaveATablesRowsAlone) {
   EXPECT_FALSE(LeavesRowsAlone("", t));
 }
 
+TEST(SqlStatements, FindsTheTableAnIndexBuildIsAbout) {
+  EXPECT_EQ(IndexBuildTable("alter table pgbench_accounts add primary key (aid)"), "pgbench_accounts");
+  EXPECT_EQ(IndexBuildTable("-- Name: x\nALTER TABLE ONLY public.\"T\"\n ADD CONSTRAINT c UNIQUE (a)"), "T");
+  EXPECT_EQ(IndexBuildTable("CREATE UNIQUE INDEX i ON ONLY s.parent USING btree (a) WHERE (b > 0)"),
+            "parent");
+  EXPECT_EQ(IndexBuildTable("create index on t (\"on\")"), "t");
+  // An existing index made the key, another subcommand, anything else.
+  EXPECT_EQ(IndexBuildTable("ALTER TABLE t ADD CONSTRAINT t_pk PRIMARY KEY USING INDEX i"), "");
+  EXPECT_EQ(IndexBuildTable("ALTER TABLE t ADD PRIMARY KEY (a), ADD COLUMN b int"), "");
+  EXPECT_EQ(IndexBuildTable("ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0)"), "");
+  EXPECT_EQ(IndexBuildTable("CREATE TABLE t (a int PRIMARY KEY)"), "");
+  EXPECT_EQ(IndexBuildTable("DROP INDEX i"), "");
+}
+
+TEST(SqlStatements, RecognisesANewEmptyTableAndNames) {
+  EXPECT_TRUE(IsCreateTable("CREATE TABLE bench_bulk (id bigint PRIMARY KEY, note text NOT NULL)"));
+  EXPECT_TRUE(IsCreateTable("create global temporary table if not exists s.t (a int) with (fillfactor=70)"));
+  EXPECT_TRUE(IsCreateTable("CREATE TABLE child (a int REFERENCES parent)"));
+  EXPECT_FALSE(IsCreateTable("CREATE TABLE t AS SELECT 1"));
+  EXPECT_FALSE(IsCreateTable("CREATE TABLE t (a) AS SELECT 1"));
+  EXPECT_FALSE(IsCreateTable("CREATE TABLE p1 PARTITION OF p FOR VALUES IN (1)"));
+  EXPECT_FALSE(IsCreateTable("CREATE INDEX ON t (a)"));
+  EXPECT_FALSE(IsCreateTable("CREATE UNIQUE TABLE t (a int)"));
+  EXPECT_TRUE(MentionsName("CREATE TABLE child (a int REFERENCES public.\"Parent\")", "Parent"));
+  EXPECT_TRUE(MentionsName("create table c (a int references parent)", "parent"));
+  EXPECT_FALSE(MentionsName("create table c (a text default 'parent')", "parent"));
+  EXPECT_FALSE(MentionsName("create table c (a int references \"Parent\")", "parent"));
+}
+
 }  // namespace
 }  // namespace pgtrail
