@@ -8,6 +8,7 @@
 // (exactly one insert per key) and `pitr-restore` for what it adds up to
 // (the restored database equals the source).
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
@@ -15,6 +16,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <regex>
@@ -658,6 +660,53 @@ TEST_F(AgentTest, KeylessTableWarnsOnceAndKeepsItsInserts) {
   ASSERT_EQ(inserts.exit_code, 0) << inserts;
   EXPECT_EQ(Lines(inserts.stdout_text).size(), 6u) << inserts.stdout_text;
   ExpectRestoreEqualsSourceNow();
+}
+
+// Scheduling policy of each thread of `pid`, by thread name (field 41 of
+// /proc/PID/task/TID/stat; the name, in parentheses, may hold spaces).
+std::multimap<std::string, int> ThreadPolicies(pid_t pid) {
+  std::multimap<std::string, int> policies;
+  for (const auto& task : std::filesystem::directory_iterator(
+           "/proc/" + std::to_string(pid) + "/task")) {
+    std::ifstream in(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t open = stat.find('('), close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;  // thread exited
+    std::istringstream fields(stat.substr(close + 2));
+    std::string field;
+    for (int i = 3; i <= 41 && fields >> field; i++) {
+      if (i == 41) policies.emplace(stat.substr(open + 1, close - open - 1), std::stoi(field));
+    }
+  }
+  return policies;
+}
+
+// 7. Every thread of the agent (main, receiver, RocksDB's flush and
+// compaction) runs under SCHED_BATCH, so none preempts the walsender it reads
+// from; --cpu-scheduling inherit keeps the policy it was started with.
+TEST_F(AgentTest, ThreadsRunUnderSchedBatchUnlessToldToInherit) {
+  ASSERT_EQ(sched_getscheduler(0), SCHED_OTHER) << "the test must start under the normal policy";
+  ASSERT_OK(cluster_.Exec(kDb, "CREATE TABLE t (id int PRIMARY KEY, v text)"));
+  StartAgentAndWaitStreaming();
+  InsertRows(1, 1000);
+  CatchUp();  // RocksDB has flushed: its background threads exist
+  std::multimap<std::string, int> policies = ThreadPolicies(agent_.pid());
+  EXPECT_EQ(policies.count("pgtrail-recv"), 1u);
+  EXPECT_GE(policies.size(), 4u);
+  for (const auto& [name, policy] : policies) EXPECT_EQ(policy, SCHED_BATCH) << name;
+  ASSERT_OK(agent_.Kill(SIGTERM));
+  ASSERT_EQ(agent_.WaitExit(seconds(10)), 0) << agent_.LogContents();
+
+  std::vector<std::string> args = AgentArgs();
+  args.insert(args.end(), {"--cpu-scheduling", "inherit"});
+  ASSERT_OK(agent_.Start(args));
+  ASSERT_TRUE(WaitForLog("streaming from", 2, seconds(30))) << agent_.LogContents();
+  InsertRows(1001, 2000);
+  CatchUp();
+  policies = ThreadPolicies(agent_.pid());
+  EXPECT_GE(policies.size(), 4u);
+  for (const auto& [name, policy] : policies) EXPECT_EQ(policy, SCHED_OTHER) << name;
+  ExpectEachIdInsertedOnce(ChangesOf("t"), 1, 2000);
 }
 
 }  // namespace

@@ -438,6 +438,14 @@ TEST_F(CliErrorsTest, AgentRejectsBadSlotNameWithoutCreatingTheStore) {
   EXPECT_FALSE(fs::exists(store_path));
 }
 
+TEST_F(CliErrorsTest, AgentRejectsUnknownCpuSchedulingWithoutCreatingTheStore) {
+  const std::string store_path = NewDir("pgtrail-cli-sched-") + "/store";
+  CommandResult r =
+      Agent({"--source", "dbname=app", "--store", store_path, "--cpu-scheduling", "fifo"});
+  EXPECT_TRUE(IsRefusal(r, 2, "invalid --cpu-scheduling \"fifo\": expected batch or inherit"));
+  EXPECT_FALSE(fs::exists(store_path));
+}
+
 TEST_F(CliErrorsTest, AgentRejectsMalformedSourceWithoutCreatingTheStore) {
   const std::string store_path = NewDir("pgtrail-cli-src-") + "/store";
   CommandResult r = Agent({"--source", "host=127.0.0.1 dbname", "--store", store_path});
@@ -452,7 +460,8 @@ TEST_F(CliErrorsTest, AgentRejectsUnknownFlag) {
 TEST_F(CliErrorsTest, AgentHelpListsItsOptions) {
   CommandResult r = Agent({"--help"});
   EXPECT_EQ(r.exit_code, 0) << r;
-  for (const char* option : {"--source", "--store", "--slot", "--publication", "--config"}) {
+  for (const char* option : {"--source", "--store", "--slot", "--publication", "--config",
+                             "--cpu-scheduling"}) {
     EXPECT_TRUE(Contains(r.stdout_text, option)) << option << "\n" << r;
   }
 }
