@@ -1,12 +1,9 @@
 #include "agent/agent.h"
 
-#include <sched.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <random>
 #include <thread>
 
@@ -15,6 +12,7 @@
 #include "agent/pgoutput.h"
 #include "agent/replication_stream.h"
 #include "agent/snapshotter.h"
+#include "storage/cli.h"
 #include "storage/coding.h"
 #include "storage/keys.h"
 #include "storage/pg.h"
@@ -358,10 +356,7 @@ Status ValidateAgentOptions(const AgentOptions& options) {
                                    "\": expected 1-63 characters of a-z, 0-9 and _");
   }
   if (options.publication.empty()) return Status::InvalidArgument("--publication is empty");
-  if (options.cpu_scheduling != "batch" && options.cpu_scheduling != "inherit") {
-    return Status::InvalidArgument("invalid --cpu-scheduling \"" + options.cpu_scheduling +
-                                   "\": expected batch or inherit");
-  }
+  RETURN_IF_ERROR(ValidateCpuScheduling(options.cpu_scheduling));
   // A malformed connection string is refused before anything is created.
   if (!options.source.empty()) RETURN_IF_ERROR(ConninfoValue(options.source, "dbname").status());
   return Status::OK();
@@ -389,27 +384,9 @@ Result<RecordedMark> RecordMark(const std::string& source, const std::string& na
   return mark;
 }
 
-int ApplyCpuScheduling(const AgentOptions& options) {
-  // Why batch: on a host with few CPUs the walsender needs one of them to
-  // itself while it decodes a backlog, and every message it sends wakes the
-  // agent's receiver. A waking SCHED_OTHER thread may preempt the running one,
-  // so the walsender was preempted ~115,000 times in a drain of the benchmark
-  // backlog and waited 1.2-1.6 s for a CPU. SCHED_BATCH threads get the same
-  // share of CPU but do not preempt on wakeup (drain 11.8 s -> 10.6 s, lab).
-  const int policy = sched_getscheduler(0);
-  if (options.cpu_scheduling != "batch" || policy != SCHED_OTHER) return policy;
-  sched_param param{};
-  if (sched_setscheduler(0, SCHED_BATCH, &param) != 0) {
-    spdlog::warn("could not switch to SCHED_BATCH ({}); the agent keeps the normal policy",
-                 std::strerror(errno));
-    return policy;
-  }
-  return SCHED_BATCH;
-}
-
 Status RunAgent(const AgentOptions& options, const std::atomic<bool>* stop) {
   RETURN_IF_ERROR(ValidateAgentOptions(options));
-  ApplyCpuScheduling(options);  // before any thread starts: they inherit it
+  ApplyCpuScheduling(options.cpu_scheduling);  // before any thread starts: they inherit it
   Agent agent(options, stop);
   return agent.Run();
 }

@@ -22,21 +22,11 @@ struct AgentOptions {
   size_t max_group_txns = 4096;
   size_t max_group_bytes = 16u << 20;
   int max_group_delay_ms = 200;
-  // "batch": the agent's threads run under Linux's SCHED_BATCH policy when
-  // started under the normal one, so they never preempt the database's
-  // processes on waking (see ApplyCpuScheduling). "inherit": left as started.
-  std::string cpu_scheduling = "batch";
+  std::string cpu_scheduling = "batch";  // see ApplyCpuScheduling (storage/cli.h)
 };
 
 // Checks what can be checked before connecting (slot name syntax, ...).
 Status ValidateAgentOptions(const AgentOptions& options);
-
-// Applies options.cpu_scheduling to the calling thread; threads it starts
-// later inherit it. Under "batch", a thread started under SCHED_OTHER moves to
-// SCHED_BATCH (same nice value); any other policy (chrt, systemd's
-// CPUSchedulingPolicy=) is left alone. Returns the policy now in effect
-// (sched_getscheduler's value); a refusal by the kernel is logged, not fatal.
-int ApplyCpuScheduling(const AgentOptions& options);
 
 // Runs until *stop becomes true (then returns OK after a clean stop) or an
 // error that retrying cannot fix (a different cluster, a lost slot, a foreign

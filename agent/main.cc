@@ -88,9 +88,7 @@ int main(int argc, char** argv) {
       ("progress-interval", po::value(&options.progress_interval_ms)->default_value(30000),
        "milliseconds between progress log lines")
       ("cpu-scheduling", po::value(&options.cpu_scheduling)->default_value("batch"),
-       "batch: run the agent's threads under Linux's SCHED_BATCH policy, so they never "
-       "preempt the database's processes on waking (the default); inherit: keep the "
-       "policy the agent was started with")
+       pgtrail::kCpuSchedulingHelp)
       ("verbose,v", "log debug messages")
       ("version", "print the version and exit")
       ("help,h", "print this help and exit");

@@ -1,9 +1,12 @@
 #include "storage/cli.h"
 
+#include <sched.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 
@@ -62,6 +65,24 @@ int ParseCommandLine(const char* program, int argc, char** argv,
     return 0;
   }
   return -1;
+}
+
+Status ValidateCpuScheduling(const std::string& mode) {
+  if (mode == "batch" || mode == "inherit") return Status::OK();
+  return Status::InvalidArgument("invalid --cpu-scheduling \"" + mode +
+                                 "\": expected batch or inherit");
+}
+
+int ApplyCpuScheduling(const std::string& mode) {
+  const int policy = sched_getscheduler(0);
+  if (mode != "batch" || policy != SCHED_OTHER) return policy;
+  sched_param param{};
+  if (sched_setscheduler(0, SCHED_BATCH, &param) != 0) {
+    spdlog::warn("could not switch to SCHED_BATCH ({}); keeping the normal policy",
+                 std::strerror(errno));
+    return policy;
+  }
+  return SCHED_BATCH;
 }
 
 }  // namespace pgtrail

@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
       ("jobs,j", po::value(&options.jobs)->default_value(1),
        "load tables over N connections at once, as pg_restore -j; the target database must "
        "not exist: it is built under a temporary name and renamed when complete")
+      ("cpu-scheduling", po::value(&options.cpu_scheduling)->default_value("batch"),
+       pgtrail::kCpuSchedulingHelp)
       ("clean",
        "drop everything in the target first, so it may be non-empty or even the source "
        "database itself; asks to type the database name to confirm")

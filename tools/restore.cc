@@ -952,6 +952,10 @@ int RunRestoreCommand(const RestoreOptions& options, std::ostream& out) {
                        Status::InvalidArgument("--jobs cannot be combined with --clean: a "
                                                "parallel restore builds a new database"));
   }
+  if (Status st = ValidateCpuScheduling(options.cpu_scheduling); !st.ok()) {
+    return ReportError(kProgram, st);
+  }
+  ApplyCpuScheduling(options.cpu_scheduling);  // before the loading threads start
   if (!options.target.empty()) {
     if (auto v = ConninfoValue(options.target, "dbname"); !v.ok()) {
       return ReportError(kProgram, v.status());

@@ -39,6 +39,7 @@ struct RestoreOptions {
   // longer one transaction: it builds a new database under a temporary name
   // and renames it to the target's when complete (dropped on failure).
   int jobs = 1;
+  std::string cpu_scheduling = "batch";  // see ApplyCpuScheduling (storage/cli.h)
 };
 
 // "schema.table", for messages.

@@ -16,7 +16,6 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <regex>
@@ -660,25 +659,6 @@ TEST_F(AgentTest, KeylessTableWarnsOnceAndKeepsItsInserts) {
   ASSERT_EQ(inserts.exit_code, 0) << inserts;
   EXPECT_EQ(Lines(inserts.stdout_text).size(), 6u) << inserts.stdout_text;
   ExpectRestoreEqualsSourceNow();
-}
-
-// Scheduling policy of each thread of `pid`, by thread name (field 41 of
-// /proc/PID/task/TID/stat; the name, in parentheses, may hold spaces).
-std::multimap<std::string, int> ThreadPolicies(pid_t pid) {
-  std::multimap<std::string, int> policies;
-  for (const auto& task : std::filesystem::directory_iterator(
-           "/proc/" + std::to_string(pid) + "/task")) {
-    std::ifstream in(task.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const size_t open = stat.find('('), close = stat.rfind(')');
-    if (open == std::string::npos || close == std::string::npos) continue;  // thread exited
-    std::istringstream fields(stat.substr(close + 2));
-    std::string field;
-    for (int i = 3; i <= 41 && fields >> field; i++) {
-      if (i == 41) policies.emplace(stat.substr(open + 1, close - open - 1), std::stoi(field));
-    }
-  }
-  return policies;
 }
 
 // 7. Every thread of the agent (main, receiver, RocksDB's flush and

@@ -11,7 +11,9 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <rocksdb/db.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -280,6 +282,57 @@ TEST_F(CliErrorsTest, RestoreRefusesBadJobsAndAnExistingTargetForJobs) {
   EXPECT_TRUE(cluster().DatabaseFingerprint("empty_for_jobs").empty());
 }
 
+TEST_F(CliErrorsTest, RestoreRejectsUnknownCpuScheduling) {
+  ASSERT_TRUE(Env().error.empty());
+  CommandResult r = Restore({"--store", store(), "--to", Env().before_mistake, "--cpu-scheduling",
+                             "idle", "--target", cluster().ConnInfo("restored_badsched")});
+  EXPECT_TRUE(IsRefusal(r, 2, "invalid --cpu-scheduling \"idle\": expected batch or inherit"));
+  EXPECT_FALSE(DatabaseExists("restored_badsched"));
+}
+
+// pitr-restore runs under SCHED_BATCH (its loading threads inherit it) unless
+// told to inherit. Its target is a socket that takes the connection and never
+// answers, so the restore waits there, past planning, while its threads are
+// looked at.
+TEST_F(CliErrorsTest, RestoreRunsUnderSchedBatchUnlessToldToInherit) {
+  ASSERT_TRUE(Env().error.empty());
+  ASSERT_EQ(sched_getscheduler(0), SCHED_OTHER) << "the test must start under the normal policy";
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  ASSERT_EQ(listen(listener, 4), 0);
+  const std::string silent_target = "host=127.0.0.1 port=" + std::to_string(ntohs(addr.sin_port)) +
+                                    " dbname=silent sslmode=disable connect_timeout=60";
+  for (const auto& [flags, expected] :
+       std::vector<std::pair<std::vector<std::string>, int>>{{{}, SCHED_BATCH},
+                                                             {{"--cpu-scheduling", "inherit"},
+                                                              SCHED_OTHER}}) {
+    SCOPED_TRACE(expected == SCHED_BATCH ? "default" : "inherit");
+    AgentProcess restore(kRestoreBin);
+    std::vector<std::string> args = {"--store", store(), "--to", Env().before_mistake,
+                                     "--target", silent_target};
+    args.insert(args.end(), flags.begin(), flags.end());
+    ASSERT_OK(restore.Start(args));
+    pollfd pfd{listener, POLLIN, 0};
+    ASSERT_EQ(poll(&pfd, 1, 30000), 1) << "pitr-restore never connected:\n"
+                                       << restore.LogContents();
+    const int conn = accept(listener, nullptr, nullptr);
+    ASSERT_GE(conn, 0);
+    const std::multimap<std::string, int> policies = ThreadPolicies(restore.pid());
+    EXPECT_FALSE(policies.empty());
+    for (const auto& [name, policy] : policies) EXPECT_EQ(policy, expected) << name;
+    ASSERT_OK(restore.Kill(SIGKILL));
+    restore.WaitExit(seconds(10));
+    close(conn);
+  }
+  close(listener);
+}
+
 TEST_F(CliErrorsTest, RestoreRefusesTheSourceDatabase) {
   ASSERT_TRUE(Env().error.empty());
   const DatabaseFingerprints before = cluster().DatabaseFingerprint("app");
@@ -346,7 +399,8 @@ TEST_F(CliErrorsTest, RestoreRejectsUnknownTableAndListsKnownOnes) {
 TEST_F(CliErrorsTest, RestoreHelpListsEveryOption) {
   CommandResult r = Restore({"--help"});
   EXPECT_EQ(r.exit_code, 0) << r;
-  for (const char* option : {"--store", "--to", "--target", "--tables", "--dry-run", "--jobs"}) {
+  for (const char* option :
+       {"--store", "--to", "--target", "--tables", "--dry-run", "--jobs", "--cpu-scheduling"}) {
     EXPECT_TRUE(Contains(r.stdout_text, option)) << option << "\n" << r;
   }
 }

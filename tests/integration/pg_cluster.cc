@@ -742,6 +742,26 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
   return RunCommandIn("", argv, stdin_text, timeout);
 }
 
+std::multimap<std::string, int> ThreadPolicies(pid_t pid) {
+  // Field 41 of /proc/PID/task/TID/stat; the name, in parentheses, may hold
+  // spaces.
+  std::multimap<std::string, int> policies;
+  std::error_code ec;  // the process may be gone: no threads
+  for (const auto& task : std::filesystem::directory_iterator(
+           "/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t open = stat.find('('), close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;  // thread exited
+    std::istringstream fields(stat.substr(close + 2));
+    std::string field;
+    for (int i = 3; i <= 41 && fields >> field; i++) {
+      if (i == 41) policies.emplace(stat.substr(open + 1, close - open - 1), std::stoi(field));
+    }
+  }
+  return policies;
+}
+
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> lines;
   size_t start = 0;

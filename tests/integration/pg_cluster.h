@@ -225,6 +225,9 @@ std::ostream& operator<<(std::ostream& os, const CommandResult& result);
 // A program that cannot be executed exits with 127 and says why on stderr.
 // The lines of text, without their newlines (no empty last line).
 std::vector<std::string> Lines(const std::string& text);
+// Scheduling policy (SCHED_OTHER, SCHED_BATCH, ...) of each thread of `pid`,
+// by thread name.
+std::multimap<std::string, int> ThreadPolicies(pid_t pid);
 bool Contains(const std::string& haystack, const std::string& needle);
 
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& stdin_text = "",
