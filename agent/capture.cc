@@ -389,7 +389,7 @@ Status Capture::OnInsert(const pgoutput::Insert& ins) {
   change.set_relid(rel->relid());
   change.set_relation_lsn(rel->lsn());
   change.set_relation_seq(rel->seq());
-  RETURN_IF_ERROR(ConvertNewTuple(*rel, ins.new_tuple, change.mutable_new_tuple()));
+  RETURN_IF_ERROR(ConvertNewTuple(*rel, ins.new_tuple, NewTuple(&change)));
   RETURN_IF_ERROR(ResolveUnchanged(*rel, nullptr, 0, nullptr, change.mutable_new_tuple()));
   std::string& rowkey = new_rowkey_;
   rowkey.clear();
@@ -411,14 +411,14 @@ Status Capture::OnUpdate(const pgoutput::Update& upd) {
   const bool multiset = IsMultiset(*rel);
   const pb::Tuple* old_tuple = nullptr;
   if (upd.old_kind != 0) {
-    ToTuple(upd.old_tuple, change.mutable_old_tuple());
+    ToTuple(upd.old_tuple, OldTuple(&change));
     change.set_old_kind(static_cast<unsigned char>(upd.old_kind));
     old_tuple = &change.old_tuple();
   }
 
   // The row's identity before the update: the old key if sent, else the new
   // tuple's key columns (the key did not change).
-  RETURN_IF_ERROR(ConvertNewTuple(*rel, upd.new_tuple, change.mutable_new_tuple()));
+  RETURN_IF_ERROR(ConvertNewTuple(*rel, upd.new_tuple, NewTuple(&change)));
   std::string& old_rowkey = old_rowkey_;
   old_rowkey.clear();
   bool have_old_rowkey = false;
@@ -468,7 +468,7 @@ Status Capture::OnDelete(const pgoutput::Delete& del) {
   change.set_relid(rel->relid());
   change.set_relation_lsn(rel->lsn());
   change.set_relation_seq(rel->seq());
-  ToTuple(del.old_tuple, change.mutable_old_tuple());
+  ToTuple(del.old_tuple, OldTuple(&change));
   change.set_old_kind(static_cast<unsigned char>(del.old_kind));
   const bool multiset = IsMultiset(*rel);
   if (multiset && del.old_kind != 'O') {

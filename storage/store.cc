@@ -70,6 +70,12 @@ rocksdb::Options BaseOptions() {
   // instructions in callgrind): XXH3 block checksums cost far less.
   rocksdb::BlockBasedTableOptions table;
   table.checksum = rocksdb::kXXH3;
+  // 16 kB blocks instead of 4 kB: RocksDB starts a fresh LZ4 stream (a 16 kB
+  // memset) for every block it compresses, 3% of the capture's instructions
+  // with 4 kB blocks; the store is 8% smaller and a restore iterates fewer
+  // blocks (lab: pitr-restore --jobs 2 2.52 s -> 2.23 s, medians of five).
+  // 32 kB saved nothing more and made restores slower.
+  table.block_size = 16 * 1024;
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // Re-checking key order while building each table costs ~1% of capture;
   // block checksums still catch corruption.

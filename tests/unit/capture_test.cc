@@ -107,6 +107,59 @@ TEST_F(CaptureTest, UpdateWithUnchangedToastKeepsOldValue) {
   EXPECT_EQ(update.new_tuple().values(1), "a long TOASTed note");
 }
 
+// The capture reuses one Change and its tuples for every row change: each
+// stored change has exactly its own tuples, however the one before was made.
+TEST_F(CaptureTest, EachStoredChangeHasOnlyItsOwnTuples) {
+  Begin(100, 1);
+  Relation();
+  Insert(Tuple({Text("1"), Text("first")}));
+  pgoutput::Message update_with_old;
+  update_with_old.type = pgoutput::MessageType::kUpdate;
+  update_with_old.update.relid = kRelid;
+  update_with_old.update.old_kind = 'K';
+  update_with_old.update.old_tuple = Tuple({Text("1"), Null()});
+  update_with_old.update.new_tuple = Tuple({Text("2"), Text("second, a longer value")});
+  Feed(update_with_old);
+  Insert(Tuple({Text("3"), Null()}));
+  pgoutput::Message del;
+  del.type = pgoutput::MessageType::kDelete;
+  del.del.relid = kRelid;
+  del.del.old_kind = 'K';
+  del.del.old_tuple = Tuple({Text("3"), Null()});
+  Feed(del);
+  Update(Tuple({Text("2"), Text("x")}));
+  Insert(Tuple({Text("4"), Text("")}));
+  Commit(100);
+  ASSERT_TRUE(capture_->Flush().ok());
+
+  pb::Change insert = StoredChange(100, 0);
+  EXPECT_FALSE(insert.has_old_tuple());
+  EXPECT_EQ(insert.new_tuple().kinds(), "tt");
+  EXPECT_EQ(insert.new_tuple().values(1), "first");
+  pb::Change update = StoredChange(100, 1);
+  EXPECT_EQ(update.old_kind(), static_cast<uint32_t>('K'));
+  EXPECT_EQ(update.old_tuple().kinds(), "tn");
+  EXPECT_EQ(update.new_tuple().values(1), "second, a longer value");
+  pb::Change null_insert = StoredChange(100, 2);
+  EXPECT_FALSE(null_insert.has_old_tuple());
+  EXPECT_EQ(null_insert.new_tuple().kinds(), "tn");
+  EXPECT_EQ(null_insert.new_tuple().values(0), "3");
+  EXPECT_EQ(null_insert.new_tuple().values(1), "");
+  pb::Change deleted = StoredChange(100, 3);
+  EXPECT_FALSE(deleted.has_new_tuple());
+  EXPECT_EQ(deleted.old_tuple().kinds(), "tn");
+  EXPECT_EQ(deleted.old_tuple().values(0), "3");
+  pb::Change update_without_old = StoredChange(100, 4);
+  EXPECT_FALSE(update_without_old.has_old_tuple());
+  EXPECT_EQ(update_without_old.old_kind(), 0u);
+  EXPECT_EQ(update_without_old.new_tuple().values(1), "x");
+  pb::Change last = StoredChange(100, 5);
+  EXPECT_FALSE(last.has_old_tuple());
+  EXPECT_EQ(last.new_tuple().kinds(), "tt");
+  EXPECT_EQ(last.new_tuple().values(1), "");
+  EXPECT_EQ(last.new_tuple().values_size(), 2);
+}
+
 TEST_F(CaptureTest, UnchangedToastResolvesFromTheSameTransaction) {
   Begin(100, 1);
   Relation();
