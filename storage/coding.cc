@@ -6,95 +6,9 @@
 
 namespace pgtrail {
 
-void AppendU8(std::string* dst, uint8_t v) { dst->push_back(static_cast<char>(v)); }
-
-void AppendU16BE(std::string* dst, uint16_t v) {
-  char b[2] = {static_cast<char>(v >> 8), static_cast<char>(v)};
-  dst->append(b, 2);
-}
-
-void AppendU32BE(std::string* dst, uint32_t v) {
-  char b[4];
-  for (int i = 0; i < 4; i++) b[i] = static_cast<char>(v >> (24 - 8 * i));
-  dst->append(b, 4);
-}
-
-void AppendU64BE(std::string* dst, uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; i++) b[i] = static_cast<char>(v >> (56 - 8 * i));
-  dst->append(b, 8);
-}
-
-void AppendCString(std::string* dst, std::string_view s) {
-  dst->append(s.data(), s.size());
-  dst->push_back('\0');
-}
-
-uint32_t DecodeU32BE(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | u[3];
-}
-
-uint64_t DecodeU64BE(const char* p) {
-  return (uint64_t{DecodeU32BE(p)} << 32) | DecodeU32BE(p + 4);
-}
-
-Status ByteReader::Need(const char* what, size_t n) const {
-  if (remaining() < n) {
-    return Status::Corruption(std::string("truncated ") + what + ": need " + std::to_string(n) +
-                              " bytes, have " + std::to_string(remaining()));
-  }
-  return Status::OK();
-}
-
-Status ByteReader::ReadU8(const char* what, uint8_t* out) {
-  RETURN_IF_ERROR(Need(what, 1));
-  *out = static_cast<uint8_t>(data_[pos_]);
-  pos_ += 1;
-  return Status::OK();
-}
-
-Status ByteReader::ReadU16BE(const char* what, uint16_t* out) {
-  RETURN_IF_ERROR(Need(what, 2));
-  const auto* u = reinterpret_cast<const unsigned char*>(data_.data() + pos_);
-  *out = static_cast<uint16_t>((u[0] << 8) | u[1]);
-  pos_ += 2;
-  return Status::OK();
-}
-
-Status ByteReader::ReadU32BE(const char* what, uint32_t* out) {
-  RETURN_IF_ERROR(Need(what, 4));
-  *out = DecodeU32BE(data_.data() + pos_);
-  pos_ += 4;
-  return Status::OK();
-}
-
-Status ByteReader::ReadU64BE(const char* what, uint64_t* out) {
-  RETURN_IF_ERROR(Need(what, 8));
-  *out = DecodeU64BE(data_.data() + pos_);
-  pos_ += 8;
-  return Status::OK();
-}
-
-Status ByteReader::ReadI16BE(const char* what, int16_t* out) {
-  uint16_t v;
-  RETURN_IF_ERROR(ReadU16BE(what, &v));
-  *out = static_cast<int16_t>(v);
-  return Status::OK();
-}
-
-Status ByteReader::ReadI32BE(const char* what, int32_t* out) {
-  uint32_t v;
-  RETURN_IF_ERROR(ReadU32BE(what, &v));
-  *out = static_cast<int32_t>(v);
-  return Status::OK();
-}
-
-Status ByteReader::ReadI64BE(const char* what, int64_t* out) {
-  uint64_t v;
-  RETURN_IF_ERROR(ReadU64BE(what, &v));
-  *out = static_cast<int64_t>(v);
-  return Status::OK();
+Status ByteReader::Truncated(const char* what, size_t n) const {
+  return Status::Corruption(std::string("truncated ") + what + ": need " + std::to_string(n) +
+                            " bytes, have " + std::to_string(remaining()));
 }
 
 Status ByteReader::ReadCString(const char* what, std::string_view* out) {
@@ -103,13 +17,6 @@ Status ByteReader::ReadCString(const char* what, std::string_view* out) {
   size_t len = static_cast<const char*>(nul) - (data_.data() + pos_);
   *out = data_.substr(pos_, len);
   pos_ += len + 1;
-  return Status::OK();
-}
-
-Status ByteReader::ReadBytes(const char* what, size_t n, std::string_view* out) {
-  RETURN_IF_ERROR(Need(what, n));
-  *out = data_.substr(pos_, n);
-  pos_ += n;
   return Status::OK();
 }
 
