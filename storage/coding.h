@@ -52,31 +52,10 @@ class ByteReader {
   explicit ByteReader(std::string_view data) : data_(data) {}
 
   // Each Read* fails with kCorruption "truncated <what>" when too few bytes remain.
-  Status ReadU8(const char* what, uint8_t* out) {
-    if (remaining() < 1) return Truncated(what, 1, out);
-    *out = static_cast<uint8_t>(data_[pos_]);
-    pos_ += 1;
-    return Status::OK();
-  }
-  Status ReadU16BE(const char* what, uint16_t* out) {
-    if (remaining() < 2) return Truncated(what, 2, out);
-    const auto* u = reinterpret_cast<const unsigned char*>(data_.data() + pos_);
-    *out = static_cast<uint16_t>((u[0] << 8) | u[1]);
-    pos_ += 2;
-    return Status::OK();
-  }
-  Status ReadU32BE(const char* what, uint32_t* out) {
-    if (remaining() < 4) return Truncated(what, 4, out);
-    *out = DecodeU32BE(data_.data() + pos_);
-    pos_ += 4;
-    return Status::OK();
-  }
-  Status ReadU64BE(const char* what, uint64_t* out) {
-    if (remaining() < 8) return Truncated(what, 8, out);
-    *out = DecodeU64BE(data_.data() + pos_);
-    pos_ += 8;
-    return Status::OK();
-  }
+  Status ReadU8(const char* what, uint8_t* out) { return ReadUnsignedBE(what, out); }
+  Status ReadU16BE(const char* what, uint16_t* out) { return ReadUnsignedBE(what, out); }
+  Status ReadU32BE(const char* what, uint32_t* out) { return ReadUnsignedBE(what, out); }
+  Status ReadU64BE(const char* what, uint64_t* out) { return ReadUnsignedBE(what, out); }
   Status ReadI16BE(const char* what, int16_t* out) {
     uint16_t v = 0;
     Status st = ReadU16BE(what, &v);
@@ -113,6 +92,17 @@ class ByteReader {
   bool empty() const { return remaining() == 0; }
 
  private:
+  template <typename U>
+  Status ReadUnsignedBE(const char* what, U* out) {
+    if (remaining() < sizeof(U)) return Truncated(what, sizeof(U), out);
+    U v = 0;
+    for (size_t i = 0; i < sizeof(U); i++) {
+      v = static_cast<U>((uint64_t{v} << 8) | static_cast<unsigned char>(data_[pos_ + i]));
+    }
+    *out = v;
+    pos_ += sizeof(U);
+    return Status::OK();
+  }
   // kCorruption "truncated <what>: need n bytes, have m" (the cold path).
   // *out is set to zero (empty), so no caller ever reads an indeterminate value.
   template <typename T>

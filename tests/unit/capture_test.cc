@@ -80,6 +80,16 @@ class CaptureTest : public ::testing::Test {
     m.update.new_tuple = std::move(row);
     Feed(m);
   }
+  // An UPDATE that changes the key: the old key comes along ('K').
+  void UpdateKey(pgoutput::TupleData old_key, pgoutput::TupleData row) {
+    pgoutput::Message m;
+    m.type = pgoutput::MessageType::kUpdate;
+    m.update.relid = kRelid;
+    m.update.old_kind = 'K';
+    m.update.old_tuple = std::move(old_key);
+    m.update.new_tuple = std::move(row);
+    Feed(m);
+  }
   pb::Change StoredChange(uint64_t lsn, uint32_t seq) {
     auto change = store_->GetChange(lsn, seq);
     EXPECT_TRUE(change.ok()) << change.status().message();
@@ -113,13 +123,7 @@ TEST_F(CaptureTest, EachStoredChangeHasOnlyItsOwnTuples) {
   Begin(100, 1);
   Relation();
   Insert(Tuple({Text("1"), Text("first")}));
-  pgoutput::Message update_with_old;
-  update_with_old.type = pgoutput::MessageType::kUpdate;
-  update_with_old.update.relid = kRelid;
-  update_with_old.update.old_kind = 'K';
-  update_with_old.update.old_tuple = Tuple({Text("1"), Null()});
-  update_with_old.update.new_tuple = Tuple({Text("2"), Text("second, a longer value")});
-  Feed(update_with_old);
+  UpdateKey(Tuple({Text("1"), Null()}), Tuple({Text("2"), Text("second, a longer value")}));
   Insert(Tuple({Text("3"), Null()}));
   pgoutput::Message del;
   del.type = pgoutput::MessageType::kDelete;
@@ -336,13 +340,7 @@ TEST_F(CaptureTest, TxnHeaderListsTheTablesItChanged) {
   message.type = pgoutput::MessageType::kMessage;
   message.message = {1, 0, "note", "x"};
   Feed(message);
-  pgoutput::Message key_change;
-  key_change.type = pgoutput::MessageType::kUpdate;
-  key_change.update.relid = kRelid;
-  key_change.update.old_kind = 'K';
-  key_change.update.old_tuple = Tuple({Text("1"), Null()});
-  key_change.update.new_tuple = Tuple({Text("2"), Text("b")});
-  Feed(key_change);
+  UpdateKey(Tuple({Text("1"), Null()}), Tuple({Text("2"), Text("b")}));
   Commit(100);
   Begin(200, 2);
   Feed(message);
