@@ -73,16 +73,13 @@ Status ValidateCpuScheduling(const std::string& mode) {
                                  "\": expected batch or inherit");
 }
 
-int ApplyCpuScheduling(const std::string& mode) {
-  const int policy = sched_getscheduler(0);
-  if (mode != "batch" || policy != SCHED_OTHER) return policy;
+void ApplyCpuScheduling(const std::string& mode) {
+  if (mode != "batch" || sched_getscheduler(0) != SCHED_OTHER) return;
   sched_param param{};
   if (sched_setscheduler(0, SCHED_BATCH, &param) != 0) {
     spdlog::warn("could not switch to SCHED_BATCH ({}); keeping the normal policy",
                  std::strerror(errno));
-    return policy;
   }
-  return SCHED_BATCH;
 }
 
 }  // namespace pgtrail

@@ -53,9 +53,9 @@ inline constexpr const char* kCpuSchedulingHelp =
     "started with";
 Status ValidateCpuScheduling(const std::string& mode);
 // Applies `mode` to the calling thread; threads it starts later inherit it,
-// so call it before starting any. Returns the policy now in effect
-// (sched_getscheduler's value); a refusal by the kernel is logged, not fatal.
-int ApplyCpuScheduling(const std::string& mode);
+// so call it before starting any. A refusal by the kernel is logged, not
+// fatal.
+void ApplyCpuScheduling(const std::string& mode);
 
 }  // namespace pgtrail
 

@@ -593,23 +593,28 @@ Status ParseChangeImage(std::string_view bytes, ChangeImage* out) {
     uint64_t v = 0;
     std::string_view tuple;
     if (type == WireFormatLite::WIRETYPE_VARINT &&
-        (field == 1 || field == 2 || field == 3 || field == 12)) {
+        (field == pb::Change::kOpFieldNumber || field == pb::Change::kRelidFieldNumber ||
+         field == pb::Change::kRelationLsnFieldNumber ||
+         field == pb::Change::kRelationSeqFieldNumber)) {
       if (!in.ReadVarint64(&v)) return corrupt;
-      if (field == 1) out->op = static_cast<int>(v);
-      if (field == 2) out->relid = static_cast<uint32_t>(v);
-      if (field == 3) out->relation_lsn = v;
-      if (field == 12) out->relation_seq = static_cast<uint32_t>(v);
-    } else if (type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED && field == 6) {
+      if (field == pb::Change::kOpFieldNumber) out->op = static_cast<int>(v);
+      if (field == pb::Change::kRelidFieldNumber) out->relid = static_cast<uint32_t>(v);
+      if (field == pb::Change::kRelationLsnFieldNumber) out->relation_lsn = v;
+      if (field == pb::Change::kRelationSeqFieldNumber) {
+        out->relation_seq = static_cast<uint32_t>(v);
+      }
+    } else if (type == WireFormatLite::WIRETYPE_LENGTH_DELIMITED &&
+               field == pb::Change::kNewTupleFieldNumber) {
       if (!ReadView(&in, &tuple)) return corrupt;
       google::protobuf::io::CodedInputStream sub = Stream(tuple);
       while (const uint32_t t = sub.ReadTag()) {
         const int f = WireFormatLite::GetTagFieldNumber(t);
         std::string_view value;
         if (WireFormatLite::GetTagWireType(t) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED &&
-            (f == 1 || f == 2)) {
+            (f == pb::Tuple::kKindsFieldNumber || f == pb::Tuple::kValuesFieldNumber)) {
           if (!ReadView(&sub, &value)) return corrupt;
-          if (f == 1) out->kinds = value;
-          if (f == 2) out->values.push_back(value);
+          if (f == pb::Tuple::kKindsFieldNumber) out->kinds = value;
+          if (f == pb::Tuple::kValuesFieldNumber) out->values.push_back(value);
         } else if (!WireFormatLite::SkipField(&sub, t)) {
           return corrupt;
         }

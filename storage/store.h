@@ -194,8 +194,6 @@ void AppendToChunk(std::string* chunk, std::string_view serialized_change);
 // The serialized changes of one chunk value, in order (views into `chunk`).
 Status SplitChunk(std::string_view chunk, std::vector<std::string_view>* changes);
 
-// Reads changes by position with one cursor: cheapest for ascending
-// positions (the rest of a chunk comes without another lookup).
 // What a restore reads of a stored change for a row's final image, as views
 // into its serialized bytes (no message is built): 2.1 of the 14.4 G
 // instructions of the benchmark's restore went to parsing whole changes.
@@ -212,6 +210,8 @@ struct ChangeImage {
 // as protobuf would); kCorruption if the bytes are not a message.
 Status ParseChangeImage(std::string_view bytes, ChangeImage* out);
 
+// Reads changes by position with one cursor: cheapest for ascending
+// positions (the rest of a chunk comes without another lookup).
 class ChangeReader {
  public:
   explicit ChangeReader(Store* store);

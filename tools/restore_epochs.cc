@@ -224,6 +224,13 @@ struct RowSink {
   std::function<Status(const ChangeImage&)> image;
 };
 
+// The final image at pos, to sink->image if there is a sink, else to fn.
+Status ReadFinalImage(FinalImageReader* reader, Position pos, const RowSink* sink,
+                      const CountFn& fn) {
+  if (sink != nullptr) return reader->ReadImage(pos, sink->image);
+  return reader->Read(pos, [&](const pb::Tuple& row) { return fn(row, 1); });
+}
+
 // Where one epoch's rows of one table come from.
 class EpochRows {
  public:
@@ -298,10 +305,7 @@ class StreamedRows : public EpochRows {
     }
     if (IsMultiset(layout_)) return EpochRows::ForEachRow(fn);
     FinalImageReader reader(store_, layout_, history_);
-    const RowFn one = [&](const pb::Tuple& row) { return fn(row, 1); };
-    auto read = [&](Position pos) {
-      return sink != nullptr ? reader.ReadImage(pos, sink->image) : reader.Read(pos, one);
-    };
+    auto read = [&](Position pos) { return ReadFinalImage(&reader, pos, sink, fn); };
     std::vector<Position> behind;
     bool have_read = false;
     Position last_read;
@@ -315,15 +319,7 @@ class StreamedRows : public EpochRows {
       last_read = last;
       return read(last);
     }));
-    std::sort(behind.begin(), behind.end());
-    for (size_t i = 0; i < behind.size(); i++) {
-      if (i > 0 && behind[i - 1] == behind[i]) {
-        return Status::Corruption("store: two rows of " + TableName(layout_) +
-                                  " end at the same change");
-      }
-      RETURN_IF_ERROR(read(behind[i]));
-    }
-    return Status::OK();
+    return reader.ForEachOnce(std::move(behind), read);
   }
 
   Status ForEachCount(bool additions, const CountFn& fn) override {
@@ -477,24 +473,11 @@ class MergedRows : public EpochRows {
       RETURN_IF_ERROR(fn(row, static_cast<uint64_t>(net)));
     }
     RETURN_IF_ERROR(idx.status());
-    if (sink != nullptr) {
-      std::sort(upserts.begin(), upserts.end());
-      FinalImageReader reader(later_->store(), later_->layout(), later_->history());
-      for (size_t i = 0; i < upserts.size(); i++) {
-        if (i > 0 && upserts[i - 1] == upserts[i]) {
-          return Status::Corruption("store: two rows of " + TableName(later_->layout()) +
-                                    " end at the same change");
-        }
-        rows_++;
-        RETURN_IF_ERROR(reader.ReadImage(upserts[i], sink->image));
-      }
-      return Status::OK();
-    }
-    return ForEachFinalImage(later_->store(), later_->layout(), later_->history(),
-                             std::move(upserts), [&](const pb::Tuple& image) {
-                               rows_++;
-                               return fn(image, 1);
-                             });
+    FinalImageReader reader(later_->store(), later_->layout(), later_->history());
+    return reader.ForEachOnce(std::move(upserts), [&](Position pos) {
+      rows_++;
+      return ReadFinalImage(&reader, pos, sink, fn);
+    });
   }
 
   static Status Unsupported() {

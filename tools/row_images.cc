@@ -170,7 +170,7 @@ struct FinalImageReader::ArenaState {
 
 FinalImageReader::FinalImageReader(Store* store, const pb::Relation& layout,
                                    const LayoutHistory& history)
-    : store_(store), layout_(layout), history_(history), reader_(store),
+    : layout_(layout), history_(history), reader_(store),
       arena_(std::make_unique<ArenaState>()) {}
 
 FinalImageReader::~FinalImageReader() = default;
@@ -222,19 +222,25 @@ Status FinalImageReader::ReadImage(Position pos,
   return emit(image_);
 }
 
+Status FinalImageReader::ForEachOnce(std::vector<Position> positions,
+                                     const std::function<Status(Position)>& read) const {
+  std::sort(positions.begin(), positions.end());
+  for (size_t i = 0; i < positions.size(); i++) {
+    if (i > 0 && positions[i - 1] == positions[i]) {
+      return Status::Corruption("store: two rows of " + TableName(layout_) + " end at " +
+                                DescribePosition(positions[i]));
+    }
+    RETURN_IF_ERROR(read(positions[i]));
+  }
+  return Status::OK();
+}
+
 Status ForEachFinalImage(Store* store, const pb::Relation& layout, const LayoutHistory& history,
                          std::vector<Position> positions,
                          const std::function<Status(const pb::Tuple&)>& emit) {
-  std::sort(positions.begin(), positions.end());
   FinalImageReader reader(store, layout, history);
-  for (size_t i = 0; i < positions.size(); i++) {
-    if (i > 0 && positions[i - 1] == positions[i]) {
-      return Status::Corruption("store: two rows of " + TableName(layout) + " end at " +
-                                DescribePosition(positions[i]));
-    }
-    RETURN_IF_ERROR(reader.Read(positions[i], emit));
-  }
-  return Status::OK();
+  return reader.ForEachOnce(std::move(positions),
+                            [&](Position pos) { return reader.Read(pos, emit); });
 }
 
 }  // namespace pgtrail

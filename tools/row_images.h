@@ -122,13 +122,17 @@ class FinalImageReader {
   Status Read(Position pos, const std::function<Status(const pb::Tuple&)>& emit);
   // The same without building the change: emit(its new tuple's parts).
   Status ReadImage(Position pos, const std::function<Status(const ChangeImage&)>& emit);
+  // Calls read(pos) for each of `positions` in ascending order (sorted here,
+  // so one iterator goes forward); kCorruption if a position appears twice:
+  // two rows cannot end at one change.
+  Status ForEachOnce(std::vector<Position> positions,
+                     const std::function<Status(Position)>& read) const;
 
  private:
   // The checks of Read on the parts of the change at pos.
   Status Check(Position pos, int op, uint32_t relid, uint64_t relation_lsn,
                uint32_t relation_seq);
 
-  Store* store_;
   const pb::Relation& layout_;
   const LayoutHistory& history_;
   ChangeReader reader_;

@@ -90,6 +90,19 @@ class CaptureTest : public ::testing::Test {
     m.update.new_tuple = std::move(row);
     Feed(m);
   }
+  // The header of the transaction at lsn lists one table, kRelid, with its
+  // first and last position and its row-index entries.
+  void ExpectListsOneTable(uint64_t lsn, uint32_t first_seq, uint32_t last_seq,
+                           uint32_t entries) {
+    auto header = store_->GetTxn(lsn);
+    ASSERT_TRUE(header.ok() && header->has_value());
+    EXPECT_TRUE((*header)->tables_listed());
+    ASSERT_EQ((*header)->tables_size(), 1);
+    EXPECT_EQ((*header)->tables(0).relid(), kRelid);
+    EXPECT_EQ((*header)->tables(0).first_seq(), first_seq);
+    EXPECT_EQ((*header)->tables(0).last_seq(), last_seq);
+    EXPECT_EQ((*header)->tables(0).entries(), entries);
+  }
   pb::Change StoredChange(uint64_t lsn, uint32_t seq) {
     auto change = store_->GetChange(lsn, seq);
     EXPECT_TRUE(change.ok()) << change.status().message();
@@ -319,14 +332,7 @@ TEST_F(CaptureTest, SpilledTransactionResentIsStoredOnce) {
                     }).ok());
   EXPECT_EQ(next, static_cast<uint32_t>(n));
   // Its header lists the table once, over every spill and the resend.
-  auto header = store_->GetTxn(100);
-  ASSERT_TRUE(header.ok() && header->has_value());
-  EXPECT_TRUE((*header)->tables_listed());
-  ASSERT_EQ((*header)->tables_size(), 1);
-  EXPECT_EQ((*header)->tables(0).relid(), kRelid);
-  EXPECT_EQ((*header)->tables(0).first_seq(), 0u);
-  EXPECT_EQ((*header)->tables(0).last_seq(), static_cast<uint32_t>(n - 1));
-  EXPECT_EQ((*header)->tables(0).entries(), static_cast<uint32_t>(n));
+  ExpectListsOneTable(100, 0, static_cast<uint32_t>(n - 1), static_cast<uint32_t>(n));
 }
 
 // A transaction's header lists the tables whose rows it changed, with the
@@ -346,14 +352,7 @@ TEST_F(CaptureTest, TxnHeaderListsTheTablesItChanged) {
   Feed(message);
   Commit(200);
   ASSERT_TRUE(capture_->Flush().ok());
-  auto first = store_->GetTxn(100);
-  ASSERT_TRUE(first.ok() && first->has_value());
-  EXPECT_TRUE((*first)->tables_listed());
-  ASSERT_EQ((*first)->tables_size(), 1);
-  EXPECT_EQ((*first)->tables(0).relid(), kRelid);
-  EXPECT_EQ((*first)->tables(0).first_seq(), 0u);
-  EXPECT_EQ((*first)->tables(0).last_seq(), 2u);
-  EXPECT_EQ((*first)->tables(0).entries(), 3u);
+  ExpectListsOneTable(100, 0, 2, 3);
   auto second = store_->GetTxn(200);
   ASSERT_TRUE(second.ok() && second->has_value());
   EXPECT_TRUE((*second)->tables_listed());
