@@ -5,7 +5,6 @@
 #include <rocksdb/db.h>
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
-#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <sys/stat.h>
@@ -21,6 +20,7 @@
 #include <system_error>
 
 #include "storage/coding.h"
+#include "storage/memtable.h"
 #include "storage/pg_time.h"
 
 namespace pgtrail {
@@ -80,6 +80,11 @@ rocksdb::Options BaseOptions() {
   // Re-checking key order while building each table costs ~1% of capture;
   // block checksums still catch corruption.
   options.check_flush_compaction_key_order = false;
+  // Memtables that start each insertion from the previous one's place
+  // (storage/memtable.h): the capture writes every batch in key order. They
+  // take one writer at a time, as the store has.
+  options.memtable_factory = NewFingerSkipListFactory();
+  options.allow_concurrent_memtable_write = false;
   options.info_log_level = rocksdb::WARN_LEVEL;
   options.keep_log_file_num = 2;
   return options;
@@ -217,21 +222,8 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, bool read_on
     options.listeners.push_back(store->flushes_);
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  // Families keyed by commit LSN (or the running maximum of commit times)
-  // receive their keys in ascending order: a memtable insert starts from the
-  // previous one's position (per 4-byte key prefix) instead of searching the
-  // skip list from the top.
-  std::shared_ptr<const rocksdb::SliceTransform> ascending(rocksdb::NewFixedPrefixTransform(4));
-  for (size_t i = 0; i < std::size(kFamilyNames); i++) {
-    rocksdb::ColumnFamilyOptions family_options(options);
-    const Family f = static_cast<Family>(i);
-    if (f == Family::kTxn || f == Family::kChange || f == Family::kTime || f == Family::kDdl ||
-        f == Family::kRowIdx) {
-      // The row index is not LSN-ordered, but the capture writes each batch
-      // of it sorted (Capture::SortRowIndexIntoBatch); its prefix is the relid.
-      family_options.memtable_insert_with_hint_prefix_extractor = ascending;
-    }
-    descriptors.emplace_back(kFamilyNames[i], family_options);
+  for (const char* name : kFamilyNames) {
+    descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(options));
   }
 
   rocksdb::Status s;
