@@ -3,14 +3,11 @@
 #include "agent/capture.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
-
 #include <rocksdb/write_batch.h>
-
-#include <filesystem>
 
 #include "storage/pg_time.h"
 #include "tests/unit/pgoutput_encoder.h"
+#include "tests/unit/temp_dir.h"
 
 namespace pgtrail {
 namespace {
@@ -25,10 +22,8 @@ constexpr uint32_t kRelid = 16384;
 class CaptureTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/pgtrail-capture-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto store = Store::OpenForWrite(dir_ + "/store", /*create=*/true);
+    ASSERT_FALSE(dir_.path().empty()) << "cannot make a directory in /tmp";
+    auto store = Store::OpenForWrite(dir_.path() + "/store", /*create=*/true);
     ASSERT_TRUE(store.ok()) << store.status().message();
     store_ = std::move(store).value();
     capture_ = std::make_unique<Capture>(store_.get());
@@ -37,7 +32,6 @@ class CaptureTest : public ::testing::Test {
   void TearDown() override {
     capture_.reset();
     store_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   void Feed(const pgoutput::Message& m) {
@@ -109,7 +103,7 @@ class CaptureTest : public ::testing::Test {
     return change.ok() ? change.value() : pb::Change();
   }
 
-  std::string dir_;
+  testing::TempDir dir_{"capture-test"};
   std::unique_ptr<Store> store_;
   std::unique_ptr<Capture> capture_;
 };
@@ -370,7 +364,7 @@ TEST_F(CaptureTest, StoreOfAnEarlierFormatIsRefused) {
   ASSERT_TRUE(store_->Write(&batch, /*sync=*/true).ok());
   capture_.reset();
   store_.reset();
-  auto reopened = Store::OpenForWrite(dir_ + "/store", /*create=*/false);
+  auto reopened = Store::OpenForWrite(dir_.path() + "/store", /*create=*/false);
   ASSERT_FALSE(reopened.ok());
   EXPECT_EQ(reopened.status().code(), Status::kFailedPrecondition);
   EXPECT_NE(reopened.status().message().find("has format version 1, written by an earlier "

@@ -8,11 +8,9 @@
 #include <rocksdb/comparator.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
-#include <stdlib.h>
 
 #include <algorithm>
 #include <atomic>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -20,6 +18,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "tests/unit/temp_dir.h"
 
 namespace pgtrail {
 namespace {
@@ -40,14 +40,11 @@ class CountingComparator : public rocksdb::Comparator {
 class MemtableTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/pgtrail-memtable-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    ASSERT_FALSE(dir_.path().empty()) << "cannot make a directory in /tmp";
     Open();
   }
   void TearDown() override {
     db_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   void Open() {
@@ -58,7 +55,7 @@ class MemtableTest : public ::testing::Test {
     options.allow_concurrent_memtable_write = false;
     options.write_buffer_size = 256u << 20;  // everything stays in the memtable
     rocksdb::DB* db = nullptr;
-    rocksdb::Status s = rocksdb::DB::Open(options, dir_, &db);
+    rocksdb::Status s = rocksdb::DB::Open(options, dir_.path(), &db);
     ASSERT_TRUE(s.ok()) << s.ToString();
     db_.reset(db);
   }
@@ -138,7 +135,7 @@ class MemtableTest : public ::testing::Test {
   }
   static std::string RandomKey(std::mt19937* rng) { return Key((*rng)() % 50000); }
 
-  std::string dir_;
+  testing::TempDir dir_{"memtable"};
   CountingComparator comparator_;
   std::unique_ptr<rocksdb::DB> db_;
   std::map<std::string, std::string> model_;

@@ -4,14 +4,13 @@
 
 #include <gtest/gtest.h>
 #include <rocksdb/write_batch.h>
-#include <stdlib.h>
 
-#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "storage/copy_text.h"
 #include "storage/keys.h"
+#include "tests/unit/temp_dir.h"
 
 namespace pgtrail {
 namespace {
@@ -48,16 +47,13 @@ pb::Tuple Row(const std::vector<std::string>& values) {
 class RowImagesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/pgtrail-row-images-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    auto store = Store::OpenForWrite(dir_ + "/store", /*create=*/true);
+    ASSERT_FALSE(dir_.path().empty()) << "cannot make a directory in /tmp";
+    auto store = Store::OpenForWrite(dir_.path() + "/store", /*create=*/true);
     ASSERT_TRUE(store.ok()) << store.status().message();
     store_ = std::move(store).value();
   }
   void TearDown() override {
     store_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   void PutLayout(const pb::Relation& rel) {
@@ -95,7 +91,7 @@ class RowImagesTest : public ::testing::Test {
                              });
   }
 
-  std::string dir_;
+  testing::TempDir dir_{"row-images-test"};
   std::unique_ptr<Store> store_;
 };
 
