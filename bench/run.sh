@@ -2,7 +2,7 @@
 # pgtrail's benchmark harness: one command, one throwaway PostgreSQL 15, every
 # figure measured against its peer in the same run.
 #
-#   bench/run.sh            full run, ~10 minutes: pgbench -s 10, 100,000
+#   bench/run.sh            full run, ~14 minutes: pgbench -s 10, 100,000
 #                           transactions, a 1,000,000-row transaction, 60 s of
 #                           lag, 5 restore reps; writes the results into
 #                           docs/BENCHMARKS.md
@@ -16,7 +16,7 @@
 #   BENCH_BIG_ROWS=1000000  rows of the single large INSERT
 #   BENCH_LAG_SECONDS=60    length of the lag measurement (pgbench -c 8)
 #   BENCH_REPS=5            repetitions of each restore and audit query (median)
-#   BENCH_DRAIN_REPS=3      repetitions of the capture drain, both sides, interleaved
+#   BENCH_DRAIN_REPS=5      repetitions of the capture drain, both sides, interleaved
 #   BENCH_PGBR_REPS=1       repetitions of the pgBackRest restore
 #   BENCH_PROFILE=0         1: one more, untimed drain under perf record -a
 #                           (reports in build-release/bench/perf-*.txt)
@@ -63,7 +63,7 @@ if [ "$SMOKE" = 1 ]; then
   d_scale=1 d_txns=2000 d_big=20000 d_lag=5 d_reps=1 d_drain_reps=1
   d_out="$ROOT/build-release/bench/BENCHMARKS-smoke.md"
 else
-  d_scale=10 d_txns=100000 d_big=1000000 d_lag=60 d_reps=5 d_drain_reps=3
+  d_scale=10 d_txns=100000 d_big=1000000 d_lag=60 d_reps=5 d_drain_reps=5
   d_out="$ROOT/docs/BENCHMARKS.md"
 fi
 SCALE="${BENCH_SCALE:-$d_scale}"
