@@ -207,8 +207,9 @@ class Capture {
   size_t chunk_count_ = 0;
   // Row-index entries not yet in batch_: each is key + op byte in rowidx_,
   // at (offset, size). They go into the batch sorted, so that consecutive
-  // memtable inserts land next to each other (a hinted insert then costs a
-  // few comparisons instead of a search from the top of the skip list).
+  // memtable inserts land next to each other (the store's finger skip list,
+  // storage/memtable.h, then makes a few comparisons instead of a search
+  // from the top).
   std::string rowidx_;
   std::vector<std::pair<uint32_t, uint32_t>> rowidx_entries_;
   // Reused buffers: no allocation per change in the steady state.
