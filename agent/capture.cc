@@ -3,8 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "agent/ddl_capture.h"
+#include "agent/sort_runs.h"
 #include "storage/coding.h"
 #include "storage/pg_time.h"
 
@@ -326,9 +328,9 @@ void Capture::SortRowIndexIntoBatch() {
   auto key = [base](const std::pair<uint32_t, uint32_t>& e) {
     return std::string_view(base + e.first, e.second - 1);
   };
-  // Keys are unique (they end in the change's position); stable anyway.
-  std::stable_sort(rowidx_entries_.begin(), rowidx_entries_.end(),
-                   [&](const auto& a, const auto& b) { return key(a) < key(b); });
+  // Keys are unique (they end in the change's position).
+  SortRuns(&rowidx_entries_, [&](const auto& a, const auto& b) { return key(a) < key(b); },
+           &rowidx_runs_);
   for (const auto& e : rowidx_entries_) {
     batch_.Put(store_->cf(Family::kRowIdx), rocksdb::Slice(base + e.first, e.second - 1),
                rocksdb::Slice(base + e.first + e.second - 1, 1));
@@ -352,8 +354,7 @@ Status Capture::WriteBatch(bool sync, uint64_t* last_seqno) {
 
 Status Capture::PutChange(uint32_t seq, const pb::Change& change) {
   if (chunk_count_ == 0) chunk_first_seq_ = seq;
-  change.SerializeToString(&value_);
-  AppendToChunk(&chunk_, value_);
+  AppendToChunk(&chunk_, change);
   chunk_count_++;
   stats_.changes_stored++;
   if (chunk_count_ < kChunkChanges && chunk_.size() < kChunkBytes) return Status::OK();
@@ -581,8 +582,12 @@ Status Capture::LeaveUnlogged() {
   // Everything written so far goes to table files before the next logged
   // write, which a crash could otherwise keep without the unlogged ones
   // before it.
+  const auto start = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(store_->FlushMemtables());
-  spdlog::info("caught up: batches go to the store through its write-ahead log again");
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  spdlog::info("caught up: batches go to the store through its write-ahead log again "
+               "(memtables flushed in {:.2f} s)",
+               took.count());
   if (!not_yet_durable_.empty()) {
     durable_lsn_ = not_yet_durable_.back().resume_lsn;
     durable_meta_ = std::move(not_yet_durable_.back().meta);

@@ -173,7 +173,6 @@ class Capture {
   Store* store_;
   pb::Change scratch_;
   std::unique_ptr<pb::Tuple> spare_new_, spare_old_;  // see Scratch
-  std::string value_;  // serialized change, reused
   pb::StoreMeta meta_;          // as it will be after the next Flush
   uint64_t durable_lsn_ = 0;    // meta as last written
   uint64_t received_lsn_ = 0;
@@ -212,6 +211,7 @@ class Capture {
   // from the top).
   std::string rowidx_;
   std::vector<std::pair<uint32_t, uint32_t>> rowidx_entries_;
+  std::vector<size_t> rowidx_runs_;  // SortRowIndexIntoBatch's scratch
   // Reused buffers: no allocation per change in the steady state.
   std::string rowidx_key_;
   std::string old_rowkey_;

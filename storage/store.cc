@@ -396,9 +396,12 @@ Status Store::ForEachTxn(uint64_t from, uint64_t to,
   return FromRocks(it->status(), "store scan failed");
 }
 
-void AppendToChunk(std::string* chunk, std::string_view serialized_change) {
-  AppendU32BE(chunk, static_cast<uint32_t>(serialized_change.size()));
-  chunk->append(serialized_change.data(), serialized_change.size());
+void AppendToChunk(std::string* chunk, const pb::Change& change) {
+  const size_t size = change.ByteSizeLong();
+  AppendU32BE(chunk, static_cast<uint32_t>(size));
+  const size_t at = chunk->size();
+  chunk->resize(at + size);
+  change.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(chunk->data() + at));
 }
 
 Status SplitChunk(std::string_view chunk, std::vector<std::string_view>* changes) {

@@ -190,7 +190,8 @@ class Store {
 // transaction the server resends is rewritten into the same keys.
 inline constexpr size_t kChunkChanges = 64;
 inline constexpr size_t kChunkBytes = 32u << 10;
-void AppendToChunk(std::string* chunk, std::string_view serialized_change);
+// Serializes `change` straight onto the end of `chunk`, without a copy.
+void AppendToChunk(std::string* chunk, const pb::Change& change);
 // The serialized changes of one chunk value, in order (views into `chunk`).
 Status SplitChunk(std::string_view chunk, std::vector<std::string_view>* changes);
 

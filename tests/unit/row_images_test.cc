@@ -74,7 +74,7 @@ class RowImagesTest : public ::testing::Test {
     *c.mutable_new_tuple() = row;
     // A chunk of one change (see AppendToChunk).
     std::string chunk;
-    AppendToChunk(&chunk, c.SerializeAsString());
+    AppendToChunk(&chunk, c);
     rocksdb::WriteBatch batch;
     batch.Put(store_->cf(Family::kChange), keys::ChangeKey(lsn, seq), chunk);
     ASSERT_TRUE(store_->Write(&batch, false).ok());
