@@ -1,6 +1,9 @@
 #include "agent/replication_stream.h"
 
 #include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -27,7 +30,11 @@ Result<std::unique_ptr<ReplicationStream>> ReplicationStream::Connect(const std:
 }
 
 ReplicationStream::~ReplicationStream() {
+  StopReceiver(/*finish=*/false);
   if (buffer_ != nullptr) PQfreemem(buffer_);
+  for (Item& item : taken_) PQfreemem(item.buffer);  // null-safe
+  for (Item& item : queue_) PQfreemem(item.buffer);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
 Status ReplicationStream::Broken(const std::string& what) {
@@ -102,25 +109,136 @@ Status ReplicationStream::Start(const std::string& slot, uint64_t start_lsn,
     return Status::FailedPrecondition("START_REPLICATION failed: " + err);
   }
   if (PQsetnonblocking(conn_->get(), 1) != 0) return Broken("cannot make the connection non-blocking");
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) return Status::IOError("cannot create an eventfd for the stream");
   streaming_ = true;
-  ended_ = false;
-  lost_ = false;
+  receiver_ = std::thread(&ReplicationStream::Receive, this);
   return Status::OK();
 }
 
-bool ReplicationStream::Exchange() {
-  PGconn* conn = conn_->get();
-  if (PQflush(conn) < 0) return false;  // 1: the rest once the socket allows
-  return PQconsumeInput(conn) != 0;
+void ReplicationStream::Wake() {
+  const uint64_t one = 1;
+  // A full counter (impossible in practice) still leaves the fd readable.
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof(one));
 }
 
-Status ReplicationStream::Wait(int timeout_ms) {
+void ReplicationStream::Push(Item item) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queued_bytes_ += static_cast<size_t>(item.length);
+    queue_.push_back(std::move(item));
+  }
+  ready_.notify_one();
+}
+
+void ReplicationStream::Receive() {
+  pthread_setname_np(pthread_self(), "pgtrail-recv");  // shows in top -H, perf
+  bool done = false;
+  while (!done) {
+    Status st = ReceiveOnce(&done);
+    if (!st.ok()) {
+      Push(Item{nullptr, 0, st});
+      return;
+    }
+  }
+}
+
+Status ReplicationStream::ReceiveOnce(bool* done) {
   PGconn* conn = conn_->get();
-  pollfd fd{PQsocket(conn), POLLIN, 0};
-  if (PQflush(conn) == 1) fd.events |= POLLOUT;
-  const int rc = ::poll(&fd, 1, timeout_ms);
+  std::vector<std::string> out;
+  bool finish, room;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (abort_) {
+      *done = true;
+      return Status::OK();
+    }
+    out.swap(outbox_);
+    finish = finish_;
+    room = queued_bytes_ < kMaxQueuedBytes;
+  }
+  for (const std::string& msg : out) {
+    if (PQputCopyData(conn, msg.data(), static_cast<int>(msg.size())) != 1) {
+      return Broken("cannot send status to the source");
+    }
+  }
+  if (finish && !copy_end_sent_) {
+    if (PQputCopyEnd(conn, nullptr) != 1) return Broken("cannot end the copy");
+    copy_end_sent_ = true;
+    finish_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  }
+  const int unsent = PQflush(conn);  // 1: more to send once the socket allows
+  if (unsent < 0) return Broken("cannot send status to the source");
+
+  if (room || finish) {
+    // Every complete frame libpq holds, handed over in one batch.
+    std::deque<Item> got;
+    size_t bytes = 0;
+    Status failed;
+    for (;;) {
+      char* buffer = nullptr;
+      const int n = PQgetCopyData(conn, &buffer, /*async=*/1);
+      if (n > 0) {
+        got.push_back(Item{buffer, n, Status::OK()});
+        bytes += static_cast<size_t>(n);
+        if (bytes >= (1u << 20)) break;
+        continue;
+      }
+      if (n == -1) {
+        // CopyDone from the server: drain the results and report the end.
+        while (PGresult* res = PQgetResult(conn)) PQclear(res);
+        got.push_back(Item{nullptr, 0, Status::OK()});
+        *done = true;
+      } else if (n == -2) {
+        failed = Broken("replication stream failed");
+      }
+      break;
+    }
+    if (!got.empty()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (Item& item : got) {
+          queued_bytes_ += static_cast<size_t>(item.length);
+          queue_.push_back(std::move(item));
+        }
+      }
+      ready_.notify_one();
+    }
+    if (!failed.ok() || *done) return failed;
+    if (bytes > 0) return Status::OK();  // libpq may hold more: look again first
+  }
+  if (copy_end_sent_ && std::chrono::steady_clock::now() > finish_deadline_) {
+    Push(Item{nullptr, 0, Status::OK()});  // the agent is stopping anyway
+    *done = true;
+    return Status::OK();
+  }
+
+  pollfd fds[2] = {
+      {PQsocket(conn), static_cast<short>(((room || finish) ? POLLIN : 0) | (unsent ? POLLOUT : 0)),
+       0},
+      {wake_fd_, POLLIN, 0},
+  };
+  const int rc = ::poll(fds, 2, 100);
   if (rc < 0 && errno != EINTR) return Status::Unavailable("poll failed on the source connection");
+  if (rc <= 0) return Status::OK();
+  if (fds[1].revents & POLLIN) {
+    uint64_t count;
+    [[maybe_unused]] ssize_t n = ::read(wake_fd_, &count, sizeof(count));
+  }
+  if (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) {
+    if (PQconsumeInput(conn) == 0) return Broken("lost the source connection");
+  }
   return Status::OK();
+}
+
+void ReplicationStream::StopReceiver(bool finish) {
+  if (!receiver_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    (finish ? finish_ : abort_) = true;
+  }
+  Wake();
+  receiver_.join();
 }
 
 Status ParseStreamFrame(std::string_view data, StreamFrame* frame) {
@@ -159,38 +277,29 @@ Status ReplicationStream::Read(int timeout_ms, StreamFrame* frame) {
     frame->kind = StreamFrame::kEnd;
     return Status::OK();
   }
-  PGconn* conn = conn_->get();
-  // Complete frames libpq holds come first; then what the socket has; then,
-  // once, a wait.
-  bool exchanged = false, waited = false;
-  for (;;) {
-    char* buffer = nullptr;
-    const int n = PQgetCopyData(conn, &buffer, /*async=*/1);
-    if (n > 0) {
-      buffer_ = buffer;
-      return ParseStreamFrame(std::string_view(buffer_, static_cast<size_t>(n)), frame);
+  if (taken_.empty()) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (queue_.empty() && timeout_ms > 0) {
+      ready_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                      [this] { return !queue_.empty(); });
     }
-    if (n == -1) {
-      // CopyDone from the server: drain its results and report the end.
-      while (PGresult* res = PQgetResult(conn)) PQclear(res);
-      ended_ = true;
-      frame->kind = StreamFrame::kEnd;
-      return Status::OK();
-    }
-    if (n == -2 || lost_) {
-      ended_ = true;
-      return Broken(n == -2 ? "replication stream failed" : "lost the source connection");
-    }
-    if (!exchanged) {
-      lost_ = !Exchange();
-      exchanged = true;
-      continue;
-    }
-    if (waited || timeout_ms <= 0) return Status::OK();
-    RETURN_IF_ERROR(Wait(timeout_ms));
-    waited = true;
-    exchanged = false;
+    if (queue_.empty()) return Status::OK();
+    const bool was_full = queued_bytes_ >= kMaxQueuedBytes;
+    taken_.swap(queue_);
+    queued_bytes_ = 0;
+    lock.unlock();
+    if (was_full) Wake();  // room again: the receiver reads on
   }
+  Item item = std::move(taken_.front());
+  taken_.pop_front();
+  if (item.buffer == nullptr) {
+    ended_ = true;
+    if (!item.status.ok()) return item.status;
+    frame->kind = StreamFrame::kEnd;
+    return Status::OK();
+  }
+  buffer_ = item.buffer;
+  return ParseStreamFrame(std::string_view(buffer_, static_cast<size_t>(item.length)), frame);
 }
 
 Status ReplicationStream::SendStatus(uint64_t received, uint64_t flushed, bool reply_requested) {
@@ -202,41 +311,22 @@ Status ReplicationStream::SendStatus(uint64_t received, uint64_t flushed, bool r
   const int64_t now_us = NowUnixUs();
   AppendU64BE(&msg, static_cast<uint64_t>(now_us - kPgEpochOffsetUs));
   AppendU8(&msg, reply_requested ? 1 : 0);
-  if (!streaming_ || ended_) return Status::FailedPrecondition("the stream is not started");
-  PGconn* conn = conn_->get();
-  if (PQputCopyData(conn, msg.data(), static_cast<int>(msg.size())) != 1 || PQflush(conn) < 0) {
-    return Broken("cannot send status to the source");
+  if (!receiver_.joinable()) return Status::FailedPrecondition("the stream is not started");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    outbox_.push_back(std::move(msg));
   }
+  Wake();
   return Status::OK();
 }
 
 Status ReplicationStream::Finish() {
   if (!streaming_) return Status::OK();
+  // The receiver sends CopyDone and reads on until the server's CopyDone
+  // (at most 2 s: the agent is stopping anyway); frames still queued are
+  // dropped, as the caller has stored what it needs.
+  StopReceiver(/*finish=*/true);
   streaming_ = false;
-  if (ended_) return Status::OK();
-  ended_ = true;
-  // Frames the server sends until its CopyDone are dropped: the caller has
-  // stored what it needs, and the agent is stopping anyway.
-  PGconn* conn = conn_->get();
-  if (PQputCopyEnd(conn, nullptr) != 1) return Broken("cannot end the copy");
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  bool exchanged = false;
-  while (std::chrono::steady_clock::now() < deadline) {
-    char* buffer = nullptr;
-    const int n = PQgetCopyData(conn, &buffer, /*async=*/1);
-    if (n > 0) {
-      PQfreemem(buffer);
-      continue;
-    }
-    if (n == -1) {
-      while (PGresult* res = PQgetResult(conn)) PQclear(res);
-      return Status::OK();
-    }
-    if (n == -2) return Broken("the copy did not end cleanly");
-    if (exchanged) RETURN_IF_ERROR(Wait(100));
-    if (!Exchange()) return Broken("the copy did not end cleanly");
-    exchanged = true;
-  }
   return Status::OK();
 }
 

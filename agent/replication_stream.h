@@ -4,10 +4,17 @@
 #ifndef PGTRAIL_AGENT_REPLICATION_STREAM_H_
 #define PGTRAIL_AGENT_REPLICATION_STREAM_H_
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "storage/pg.h"
 #include "storage/status.h"
@@ -65,43 +72,67 @@ class ReplicationStream {
   Result<CreatedSlot> CreateSlot(const std::string& slot);
   Status DropSlot(const std::string& slot);
   // START_REPLICATION ... (proto_version '1', publication_names, messages 'true').
-  // The connection is then non-blocking until Finish(). The caller's thread
-  // reads the stream itself: a separate receiver thread that read ahead
-  // into a queue cost ~1 s more CPU per backlog drain (one hand-over and
-  // one wake-up per frame batch) and woke on the walsender's own CPU, where
-  // it waited for a slice; see docs/BENCHMARKS.md.
+  // From here until Finish() a receiver thread owns the connection: it reads
+  // ahead into a bounded queue, so the walsender keeps sending while the
+  // caller stores what came before (on two CPUs, taking turns cost ~30% of
+  // a backlog's drain time), and it sends the caller's status updates.
   Status Start(const std::string& slot, uint64_t start_lsn, const std::string& publication);
 
   // Waits up to timeout_ms for a frame; kind kNone on timeout. kEnd when the
   // server ended the copy. kUnavailable if the connection broke, kCorruption
   // for a malformed frame. Frames come in the order the server sent them,
-  // and an error only after every complete frame received before it.
+  // and an error only after every frame received before it.
   Status Read(int timeout_ms, StreamFrame* frame);
-  // Standby status update: write = received, flush = apply = flushed. Sent
-  // at once; what the socket cannot take yet goes with the next Read.
+  // Standby status update: write = received, flush = apply = flushed. Queued
+  // for the receiver thread, which sends it at once; a failure to send shows
+  // as a broken stream in Read.
   Status SendStatus(uint64_t received, uint64_t flushed, bool reply_requested);
-  // Ends the copy cleanly: CopyDone, then the server's frames and results
-  // are read and dropped until its own CopyDone (at most 2 s).
+  // Ends the copy cleanly (CopyDone, then drains the server's results).
   Status Finish();
 
   // Not to be used while streaming (between Start and Finish).
   PgConn* conn() { return conn_.get(); }
 
+  // The receiver stops reading while this many bytes of frames wait.
+  static constexpr size_t kMaxQueuedBytes = 16u << 20;
+
  private:
+  // One item of the receive queue: a PQgetCopyData buffer, or the end of the
+  // stream (buffer null, status OK), or an error (buffer null).
+  struct Item {
+    char* buffer = nullptr;
+    int length = 0;
+    Status status;
+  };
+
   explicit ReplicationStream(std::unique_ptr<PgConn> conn) : conn_(std::move(conn)) {}
   Status Broken(const std::string& what);
-  // Sends what libpq holds, then reads what the socket has, without waiting.
-  // False once the connection is lost.
-  bool Exchange();
-  // Waits up to timeout_ms for the socket to be readable (or writable, while
-  // libpq holds unsent bytes).
-  Status Wait(int timeout_ms);
+  void Receive();           // the receiver thread
+  Status ReceiveOnce(bool* done);
+  void Push(Item item);
+  void Wake();
+  void StopReceiver(bool finish);
 
   std::unique_ptr<PgConn> conn_;
   char* buffer_ = nullptr;  // the frame returned by the last Read
   bool streaming_ = false;
+
+  // Shared with the receiver thread, under mu_.
+  std::mutex mu_;
+  std::condition_variable ready_;
+  std::deque<Item> queue_;
+  size_t queued_bytes_ = 0;
+  std::vector<std::string> outbox_;  // status messages to send
+  bool finish_ = false;              // send CopyDone, drain, exit
+  // The receiver's own state.
+  bool copy_end_sent_ = false;
+  std::chrono::steady_clock::time_point finish_deadline_;
+  bool abort_ = false;               // exit now
+  std::thread receiver_;
+  int wake_fd_ = -1;                 // eventfd: wakes the receiver's poll
+
+  std::deque<Item> taken_;  // taken from queue_ by Read, not yet returned
   bool ended_ = false;      // Read returned the end or an error
-  bool lost_ = false;       // reading failed: an error once libpq's frames are out
 };
 
 // Parses the fixed part of one CopyData message ('w' or 'k').
