@@ -75,10 +75,11 @@ class ReplicationStream {
   // From here until Finish() a receiver thread owns the connection: it reads
   // ahead into a bounded queue, so the walsender keeps sending while the
   // caller stores what came before, and it sends the caller's status
-  // updates. Taking turns on one thread instead cost ~30% of a backlog's
-  // drain time when capture was heavier; with today's capture it saves ~1 s
-  // of CPU and ~5% of a drain over a Unix socket, but over TCP the drain
-  // took 16.1 s instead of 12.3-13.4 s (docs/BENCHMARKS.md).
+  // updates. Reading on the caller's thread instead cost ~30% of a
+  // backlog's drain time when capture was heavier. Measured again with
+  // today's capture, it saved ~1 s of CPU and ~5% of a drain over a Unix
+  // socket, but over TCP the drain took 16.1 s instead of 12.3-13.4 s
+  // (docs/BENCHMARKS.md).
   Status Start(const std::string& slot, uint64_t start_lsn, const std::string& publication);
 
   // Waits up to timeout_ms for a frame; kind kNone on timeout. kEnd when the
