@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "agent/ddl_capture.h"
 #include "agent/sort_runs.h"
@@ -19,9 +20,29 @@ void ToTuple(const pgoutput::TupleData& wire, pb::Tuple* out) {
   kinds->reserve(wire.columns.size());
   for (const auto& col : wire.columns) {
     kinds->push_back(static_cast<char>(col.kind));
-    out->add_values(col.data);
+    out->add_values(col.data.data(), col.data.size());
   }
 }
+
+Status TupleWidthMismatch(const pb::Relation& rel, size_t columns) {
+  return Status::Corruption("pgoutput: tuple of " + rel.nspname() + "." + rel.relname() +
+                            " has " + std::to_string(columns) + " columns, its Relation message " +
+                            std::to_string(rel.columns_size()));
+}
+
+// Protobuf's base-128 varints.
+size_t VarintSize(uint64_t v) {
+  size_t n = 1;
+  for (; v >= 0x80; v >>= 7) n++;
+  return n;
+}
+char* PutVarint(char* p, uint64_t v) {
+  for (; v >= 0x80; v >>= 7) *p++ = static_cast<char>(v | 0x80);
+  *p++ = static_cast<char>(v);
+  return p;
+}
+// A field's key byte: (field number << 3) | wire type (0 varint, 2 bytes).
+constexpr char Tag(int field, int wire_type) { return static_cast<char>(field << 3 | wire_type); }
 
 bool HasValue(const pb::Tuple& t, int i) {
   return i < static_cast<int>(t.kinds().size()) && i < t.values_size() &&
@@ -38,6 +59,48 @@ std::string MarkNameFromContent(std::string_view content) {
   const size_t end = content.find('"', key.size());
   if (end == std::string_view::npos) return "";
   return std::string(content.substr(key.size(), end - key.size()));
+}
+
+void AppendInsertToChunk(std::string* chunk, uint32_t relid, uint64_t relation_lsn,
+                         uint32_t relation_seq, const pgoutput::TupleData& tuple) {
+  // Field numbers and order as in pgtrail.proto (protobuf writes fields in
+  // number order and leaves out zero scalars and empty bytes); a unit test
+  // holds the result to SerializeToString's.
+  const auto& cols = tuple.columns;
+  size_t tuple_size = cols.empty() ? 0 : 1 + VarintSize(cols.size()) + cols.size();
+  for (const auto& c : cols) tuple_size += 1 + VarintSize(c.data.size()) + c.data.size();
+  const size_t size = 2 + (relid != 0 ? 1 + VarintSize(relid) : 0) +
+                      (relation_lsn != 0 ? 1 + VarintSize(relation_lsn) : 0) + 1 +
+                      VarintSize(tuple_size) + tuple_size +
+                      (relation_seq != 0 ? 1 + VarintSize(relation_seq) : 0);
+  char* p = AppendChunkEntry(chunk, size);
+  *p++ = Tag(1, 0);  // op
+  *p++ = static_cast<char>(pb::Change::INSERT);
+  if (relid != 0) {
+    *p++ = Tag(2, 0);
+    p = PutVarint(p, relid);
+  }
+  if (relation_lsn != 0) {
+    *p++ = Tag(3, 0);
+    p = PutVarint(p, relation_lsn);
+  }
+  *p++ = Tag(6, 2);  // new_tuple
+  p = PutVarint(p, tuple_size);
+  if (!cols.empty()) {
+    *p++ = Tag(1, 2);  // Tuple.kinds
+    p = PutVarint(p, cols.size());
+    for (const auto& c : cols) *p++ = static_cast<char>(c.kind);
+  }
+  for (const auto& c : cols) {
+    *p++ = Tag(2, 2);  // Tuple.values
+    p = PutVarint(p, c.data.size());
+    if (!c.data.empty()) std::memcpy(p, c.data.data(), c.data.size());
+    p += c.data.size();
+  }
+  if (relation_seq != 0) {
+    *p++ = Tag(12, 0);
+    PutVarint(p, relation_seq);
+  }
 }
 
 Capture::Capture(Store* store) : store_(store) {}
@@ -252,10 +315,7 @@ Status Capture::ConvertNewTuple(const pb::Relation& rel, const pgoutput::TupleDa
                                 pb::Tuple* out) {
   ToTuple(wire, out);
   if (out->kinds().size() != static_cast<size_t>(rel.columns_size())) {
-    return Status::Corruption("pgoutput: tuple of " + rel.nspname() + "." + rel.relname() +
-                              " has " + std::to_string(out->kinds().size()) +
-                              " columns, its Relation message " +
-                              std::to_string(rel.columns_size()));
+    return TupleWidthMismatch(rel, out->kinds().size());
   }
   return Status::OK();
 }
@@ -353,8 +413,31 @@ Status Capture::WriteBatch(bool sync, uint64_t* last_seqno) {
 }
 
 Status Capture::PutChange(uint32_t seq, const pb::Change& change) {
-  if (chunk_count_ == 0) chunk_first_seq_ = seq;
+  StartChunkEntry(seq);
   AppendToChunk(&chunk_, change);
+  return EndChunkEntry();
+}
+
+Status Capture::PutWireInsert(const pb::Relation& rel, const pgoutput::TupleData& tuple) {
+  const auto& cols = tuple.columns;
+  if (cols.size() != static_cast<size_t>(rel.columns_size())) {
+    return TupleWidthMismatch(rel, cols.size());
+  }
+  const uint32_t seq = txn_->next_seq++;
+  std::string& rowkey = new_rowkey_;
+  rowkey.clear();
+  RETURN_IF_ERROR(AppendRowKeyOf(
+      &rowkey, rel, static_cast<int>(cols.size()),
+      [&cols](int i) { return static_cast<char>(cols[i].kind); },
+      [&cols](int i) { return cols[i].data; }));
+  PutRowIndex(rel.relid(), rowkey, seq,
+              IsMultiset(rel) ? keys::RowOp::kAddOne : keys::RowOp::kUpsert);
+  StartChunkEntry(seq);
+  AppendInsertToChunk(&chunk_, rel.relid(), rel.lsn(), rel.seq(), tuple);
+  return EndChunkEntry();
+}
+
+Status Capture::EndChunkEntry() {
   chunk_count_++;
   stats_.changes_stored++;
   if (chunk_count_ < kChunkChanges && chunk_.size() < kChunkBytes) return Status::OK();
@@ -384,6 +467,14 @@ Status Capture::MaybeSpill() {
 Status Capture::OnInsert(const pgoutput::Insert& ins) {
   ASSIGN_OR_RETURN(const pb::Relation* rel, RelationFor(ins.relid, "Insert"));
   if (txn_->skip) return Status::OK();
+  // pgoutput sends every value of an inserted row, so this is every INSERT;
+  // an unchanged TOAST value ('u') takes the general path, which resolves it.
+  if (std::none_of(ins.new_tuple.columns.begin(), ins.new_tuple.columns.end(),
+                   [](const pgoutput::TupleColumn& c) {
+                     return c.kind == pgoutput::TupleKind::kUnchangedToast;
+                   })) {
+    return PutWireInsert(*rel, ins.new_tuple);
+  }
   const uint32_t seq = txn_->next_seq++;
   pb::Change& change = Scratch();
   change.set_op(pb::Change::INSERT);

@@ -25,6 +25,15 @@
 
 namespace pgtrail {
 
+// Appends to `chunk` (AppendChunkEntry) the pb::Change of an INSERT of
+// `tuple` under the relation version (relid, relation_lsn, relation_seq),
+// encoded straight from the wire values: the bytes SerializeToString gives
+// for the Change the general path builds (op, relid, relation_lsn,
+// relation_seq, new_tuple with one kind and one value per column). REQUIRES:
+// no column of `tuple` is unchanged TOAST ('u').
+void AppendInsertToChunk(std::string* chunk, uint32_t relid, uint64_t relation_lsn,
+                         uint32_t relation_seq, const pgoutput::TupleData& tuple);
+
 struct CaptureStats {
   uint64_t txns_stored = 0;
   uint64_t txns_skipped = 0;  // already stored: resent after a reconnect
@@ -129,6 +138,15 @@ class Capture {
                                                  uint32_t seq);
   void PutRowIndex(uint32_t relid, const std::string& rowkey, uint32_t seq, keys::RowOp op);
   Status PutChange(uint32_t seq, const pb::Change& change);
+  // An INSERT without unchanged TOAST, stored without building a pb::Change:
+  // the wire values go straight into the row key and the chunk (the general
+  // path copied each value twice and serialized through protobuf).
+  Status PutWireInsert(const pb::Relation& rel, const pgoutput::TupleData& tuple);
+  // Around each change appended to the open chunk.
+  void StartChunkEntry(uint32_t seq) {
+    if (chunk_count_ == 0) chunk_first_seq_ = seq;
+  }
+  Status EndChunkEntry();
   // Writes the open chunk of changes to batch_ (see kChunkChanges).
   void CloseChunk();
   // Moves the pending row-index entries into batch_, sorted by key.

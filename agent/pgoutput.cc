@@ -60,8 +60,6 @@ Status ReadTuple(ByteReader* reader, TupleData* tuple) {
   if (ncols < 0) {
     return Status::Corruption("negative tuple column count " + std::to_string(ncols));
   }
-  // resize() keeps the surviving columns' strings, so their buffers are reused
-  // from one row to the next.
   tuple->columns.resize(static_cast<size_t>(ncols));
   for (TupleColumn& column : tuple->columns) {
     uint8_t kind;
@@ -69,7 +67,7 @@ Status ReadTuple(ByteReader* reader, TupleData* tuple) {
     switch (static_cast<TupleKind>(kind)) {
       case TupleKind::kNull:
       case TupleKind::kUnchangedToast:
-        column.data.clear();
+        column.data = {};
         break;
       case TupleKind::kText:
       case TupleKind::kBinary: {
@@ -80,7 +78,7 @@ Status ReadTuple(ByteReader* reader, TupleData* tuple) {
         }
         std::string_view data;
         RETURN_IF_ERROR(reader->ReadBytes("tuple column data", static_cast<size_t>(length), &data));
-        Assign(data, &column.data);
+        column.data = data;
         break;
       }
       default:

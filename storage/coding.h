@@ -22,9 +22,12 @@ inline void AppendU16BE(std::string* dst, uint16_t v) {
   const char b[2] = {static_cast<char>(v >> 8), static_cast<char>(v)};
   dst->append(b, 2);
 }
+inline void EncodeU32BE(char* dst, uint32_t v) {
+  for (int i = 0; i < 4; i++) dst[i] = static_cast<char>(v >> (24 - 8 * i));
+}
 inline void AppendU32BE(std::string* dst, uint32_t v) {
   char b[4];
-  for (int i = 0; i < 4; i++) b[i] = static_cast<char>(v >> (24 - 8 * i));
+  EncodeU32BE(b, v);
   dst->append(b, 4);
 }
 inline void AppendU64BE(std::string* dst, uint64_t v) {

@@ -1,5 +1,7 @@
 #include "storage/keys.h"
 
+#include <cstring>
+
 #include "storage/coding.h"
 
 namespace pgtrail::keys {
@@ -94,9 +96,19 @@ void AppendRowKeyValue(std::string* dst, const KeyValue& v) {
     dst->push_back('\x01');
     return;
   }
-  dst->push_back('\x02');
-  // Runs without a zero byte are copied whole.
   std::string_view rest = v.text;
+  const size_t at = dst->size();
+  if (std::memchr(rest.data(), 0, rest.size()) == nullptr) {
+    // No zero byte (every text value): tag, bytes and terminator in one go.
+    dst->resize(at + rest.size() + 3);
+    char* p = dst->data() + at;
+    p[0] = '\x02';
+    std::memcpy(p + 1, rest.data(), rest.size());
+    p[rest.size() + 1] = '\0';
+    p[rest.size() + 2] = '\x01';
+    return;
+  }
+  dst->push_back('\x02');
   for (size_t zero; (zero = rest.find('\0')) != std::string_view::npos;) {
     dst->append(rest.data(), zero);
     dst->append("\0\xff", 2);

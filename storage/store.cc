@@ -138,26 +138,11 @@ bool SameLayout(const pb::Relation& a, const pb::Relation& b) {
 }
 
 Status AppendTupleRowKey(std::string* dst, const pb::Relation& rel, const pb::Tuple& tuple) {
-  const int ncols = rel.columns_size();
-  if (tuple.values_size() < ncols || static_cast<int>(tuple.kinds().size()) < ncols) {
-    return Status::Corruption("row of " + rel.nspname() + "." + rel.relname() + " has " +
-                              std::to_string(tuple.values_size()) + " columns, expected " +
-                              std::to_string(ncols));
-  }
-  const bool all = IsMultiset(rel);
-  for (int i = 0; i < ncols; i++) {
-    if (!all && !rel.columns(i).key()) continue;
-    char kind = tuple.kinds()[i];
-    if (kind == 'n') {
-      keys::AppendRowKeyValue(dst, {true, {}});
-    } else if (kind == 't' || kind == 'b') {
-      keys::AppendRowKeyValue(dst, {false, tuple.values(i)});
-    } else {
-      return Status::Corruption("row key column \"" + rel.columns(i).name() + "\" of " +
-                                rel.nspname() + "." + rel.relname() + " is unresolved");
-    }
-  }
-  return Status::OK();
+  const std::string& kinds = tuple.kinds();
+  const int ncols = std::min(tuple.values_size(), static_cast<int>(kinds.size()));
+  return AppendRowKeyOf(
+      dst, rel, ncols, [&kinds](int i) { return kinds[i]; },
+      [&tuple](int i) -> std::string_view { return tuple.values(i); });
 }
 
 // Remembers the newest meta-family sequence number that reached a table
@@ -396,12 +381,17 @@ Status Store::ForEachTxn(uint64_t from, uint64_t to,
   return FromRocks(it->status(), "store scan failed");
 }
 
-void AppendToChunk(std::string* chunk, const pb::Change& change) {
-  const size_t size = change.ByteSizeLong();
-  AppendU32BE(chunk, static_cast<uint32_t>(size));
+char* AppendChunkEntry(std::string* chunk, size_t size) {
   const size_t at = chunk->size();
-  chunk->resize(at + size);
-  change.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(chunk->data() + at));
+  chunk->resize(at + 4 + size);
+  char* p = chunk->data() + at;
+  EncodeU32BE(p, static_cast<uint32_t>(size));
+  return p + 4;
+}
+
+void AppendToChunk(std::string* chunk, const pb::Change& change) {
+  char* p = AppendChunkEntry(chunk, change.ByteSizeLong());
+  change.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(p));
 }
 
 Status SplitChunk(std::string_view chunk, std::vector<std::string_view>* changes) {

@@ -192,6 +192,9 @@ inline constexpr size_t kChunkChanges = 64;
 inline constexpr size_t kChunkBytes = 32u << 10;
 // Serializes `change` straight onto the end of `chunk`, without a copy.
 void AppendToChunk(std::string* chunk, const pb::Change& change);
+// Appends the framing of a chunk entry of `size` bytes and returns where the
+// caller writes them (valid until `chunk` changes again).
+char* AppendChunkEntry(std::string* chunk, size_t size);
 // The serialized changes of one chunk value, in order (views into `chunk`).
 Status SplitChunk(std::string_view chunk, std::vector<std::string_view>* changes);
 
@@ -263,6 +266,32 @@ bool SameColumns(const pb::Relation& a, const pb::Relation& b);
 // Appends the rowkey of `tuple` under `rel`. Fails with kCorruption if the
 // tuple has fewer columns than the relation or a key column is unresolved.
 Status AppendTupleRowKey(std::string* dst, const pb::Relation& rel, const pb::Tuple& tuple);
+// The same for a tuple of `ncols` columns given by kind_at(i) (a pb::Tuple
+// kind: 'n', 't', 'b', ...) and value_at(i), without building a pb::Tuple.
+template <typename KindAt, typename ValueAt>
+Status AppendRowKeyOf(std::string* dst, const pb::Relation& rel, int ncols, KindAt kind_at,
+                      ValueAt value_at) {
+  const int want = rel.columns_size();
+  if (ncols < want) {
+    return Status::Corruption("row of " + rel.nspname() + "." + rel.relname() + " has " +
+                              std::to_string(ncols) + " columns, expected " +
+                              std::to_string(want));
+  }
+  const bool all = IsMultiset(rel);
+  for (int i = 0; i < want; i++) {
+    if (!all && !rel.columns(i).key()) continue;
+    const char kind = kind_at(i);
+    if (kind == 'n') {
+      keys::AppendRowKeyValue(dst, {true, {}});
+    } else if (kind == 't' || kind == 'b') {
+      keys::AppendRowKeyValue(dst, {false, value_at(i)});
+    } else {
+      return Status::Corruption("row key column \"" + rel.columns(i).name() + "\" of " +
+                                rel.nspname() + "." + rel.relname() + " is unresolved");
+    }
+  }
+  return Status::OK();
+}
 
 }  // namespace pgtrail
 

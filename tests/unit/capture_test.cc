@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 #include <rocksdb/write_batch.h>
 
+#include <iterator>
+#include <random>
+#include <string>
+
 #include "storage/pg_time.h"
 #include "tests/unit/pgoutput_encoder.h"
 #include "tests/unit/temp_dir.h"
@@ -507,6 +511,35 @@ TEST_F(CaptureTest, ChangeForUnknownRelationIsCorruption) {
   EXPECT_NE(st.message().find("without a preceding Relation message"), std::string::npos);
 }
 
+// A row whose width differs from its Relation message is a protocol
+// violation, on the INSERT path that encodes straight from the wire (with
+// and without unchanged TOAST) and on the UPDATE path alike.
+TEST_F(CaptureTest, RowOfTheWrongWidthIsCorruption) {
+  const pgoutput::TupleData rows[] = {
+      Tuple({Text("1"), Text("x"), Text("extra")}),
+      Tuple({Text("1")}),
+      Tuple({Text("1"), UnchangedToast(), Null()}),
+  };
+  for (const auto& row : rows) {
+    for (auto type : {pgoutput::MessageType::kInsert, pgoutput::MessageType::kUpdate}) {
+      Begin(100, 1);
+      Relation();
+      pgoutput::Message m;
+      m.type = type;
+      m.insert = {kRelid, row};
+      m.update.relid = kRelid;
+      m.update.new_tuple = row;
+      Status st = capture_->OnMessage(m);
+      EXPECT_EQ(st.code(), Status::kCorruption) << st.ToString();
+      EXPECT_NE(st.message().find("accounts has " + std::to_string(row.columns.size()) +
+                                  " columns, its Relation message 2"),
+                std::string::npos)
+          << st.message();
+      capture_->ResetStream();
+    }
+  }
+}
+
 TEST_F(CaptureTest, BeginInsideATransactionIsCorruption) {
   Begin(100, 1);
   pgoutput::Message m;
@@ -536,6 +569,54 @@ TEST(MarkName, ComesFromTheContentsNameField) {
   EXPECT_EQ(MarkNameFromContent("{\"name\":\"pre-42\"}"), "pre-42");
   EXPECT_EQ(MarkNameFromContent("{\"other\":1}"), "");
   EXPECT_EQ(MarkNameFromContent("{\"name\":\"unterminated"), "");
+}
+
+// The INSERT encoder writes the bytes protobuf writes for the same Change:
+// every column kind, empty and NULL values, values and field numbers whose
+// varints take one to ten bytes, zero fields that protobuf leaves out.
+TEST(AppendInsertToChunk, EqualsProtobufsSerialization) {
+  std::mt19937_64 rng(20261121);
+  const uint64_t scalars[] = {0, 1, 127, 128, 16383, 16384, 0xFFFFFFFFu};
+  const uint64_t lsns[] = {0, 1, 0x16B3A648, 1ull << 35, ~0ull};
+  const size_t lengths[] = {0, 1, 2, 31, 127, 128, 300, 16384, 70000};
+  int tried = 0;
+  for (uint64_t relid : scalars) {
+    for (uint64_t lsn : lsns) {
+      for (uint64_t seq : scalars) {
+        pgoutput::TupleData tuple;
+        const size_t ncols = rng() % 6 + (relid == 0 ? 0 : 1);  // relid 0: maybe no columns
+        for (size_t i = 0; i < ncols; i++) {
+          const size_t length = lengths[rng() % std::size(lengths)];
+          std::string value(length, '\0');
+          for (char& c : value) c = static_cast<char>(rng());
+          switch (rng() % 3) {
+            case 0: tuple.columns.push_back(Null()); break;
+            case 1: tuple.columns.push_back(Text(value)); break;
+            default: tuple.columns.push_back(pgoutput::testing::Binary(value)); break;
+          }
+        }
+        pb::Change change;
+        change.set_op(pb::Change::INSERT);
+        change.set_relid(static_cast<uint32_t>(relid));
+        change.set_relation_lsn(lsn);
+        change.set_relation_seq(static_cast<uint32_t>(seq));
+        pb::Tuple* t = change.mutable_new_tuple();
+        for (const auto& c : tuple.columns) {
+          t->mutable_kinds()->push_back(static_cast<char>(c.kind));
+          t->add_values(std::string(c.data));
+        }
+        std::string expected = "prefix";
+        AppendToChunk(&expected, change);
+        std::string got = "prefix";
+        AppendInsertToChunk(&got, static_cast<uint32_t>(relid), lsn, static_cast<uint32_t>(seq),
+                            tuple);
+        ASSERT_EQ(got, expected) << "relid " << relid << " lsn " << lsn << " seq " << seq
+                                 << ", " << ncols << " columns";
+        tried++;
+      }
+    }
+  }
+  EXPECT_EQ(tried, 7 * 5 * 7);
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "tests/unit/pgoutput_encoder.h"
 
+#include <deque>
+#include <string>
+
 #include "storage/coding.h"
 
 namespace pgtrail::pgoutput::testing {
@@ -14,10 +17,13 @@ std::string Start(MessageType type) {
 
 void AppendChar(std::string* dst, char c) { AppendU8(dst, static_cast<uint8_t>(c)); }
 
+// A decoded column's value points into the message's bytes; a test's column
+// points into a copy kept for the life of the test binary.
 TupleColumn Column(TupleKind kind, std::string_view value) {
+  static std::deque<std::string>* const kept = new std::deque<std::string>;
   TupleColumn column;
   column.kind = kind;
-  column.data = std::string(value);
+  column.data = kept->emplace_back(value);
   return column;
 }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,8 +21,15 @@ namespace encoder = ::pgtrail::pgoutput::testing;
 // ---------------------------------------------------------------------------
 // Helpers
 
+// Decoded tuple values point into the decoded bytes, so the bytes a test
+// decodes are kept for the life of the test binary.
+const std::string& Keep(std::string bytes) {
+  static std::deque<std::string>* const kept = new std::deque<std::string>;
+  return kept->emplace_back(std::move(bytes));
+}
+
 // Hex digits to bytes; spaces are ignored so a field's parts can be set apart.
-std::string Hex(std::string_view hex) {
+const std::string& Hex(std::string_view hex) {
   auto nibble = [](char c) -> int {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -35,7 +43,7 @@ std::string Hex(std::string_view hex) {
     int value = nibble(c);
     if (value < 0) {
       ADD_FAILURE() << "bad hex digit '" << c << "' in fixture";
-      return bytes;
+      return Keep(std::move(bytes));
     }
     if (high < 0) {
       high = value;
@@ -45,12 +53,12 @@ std::string Hex(std::string_view hex) {
     }
   }
   if (high >= 0) ADD_FAILURE() << "odd number of hex digits in fixture";
-  return bytes;
+  return Keep(std::move(bytes));
 }
 
 Message MustDecode(std::string_view bytes) {
   Message message;
-  Status status = Decode(bytes, &message);
+  Status status = Decode(Keep(std::string(bytes)), &message);
   EXPECT_TRUE(status.ok()) << status.ToString();
   return message;
 }
@@ -84,7 +92,7 @@ std::string Describe(const TupleData& tuple) {
         out += 'u';
         break;
       case TupleKind::kText:
-        out += "t'" + column.data + "'";
+        out += "t'" + std::string(column.data) + "'";
         break;
       case TupleKind::kBinary: {
         out += "b<";
