@@ -17,6 +17,8 @@
 #   BENCH_LAG_SECONDS=60    length of the lag measurement (pgbench -c 8)
 #   BENCH_REPS=5            repetitions of each restore and audit query (median)
 #   BENCH_DRAIN_REPS=5      repetitions of the capture drain, both sides, interleaved
+#   BENCH_TCP_DRAIN_REPS=3  the same over TCP to 127.0.0.1 (a sidecar in its own
+#                           container reaches the server that way)
 #   BENCH_PGBR_REPS=1       repetitions of the pgBackRest restore
 #   BENCH_PROFILE=0         1: one more, untimed drain under perf record -a
 #                           (reports in build-release/bench/perf-*.txt)
@@ -34,7 +36,7 @@
 #      pgBackRest needs one);
 #   4. capture drain: pg_recvlogical (pgoutput, a copy of the slot) to
 #      /dev/null, then pgtrail-agent, each until its slot reaches the end LSN;
-#      peak RSS, store growth;
+#      peak RSS, store growth; then both again over TCP;
 #   5. wal2json decode of the same backlog to a file (untimed), audit query;
 #   6. restores to T: pitr-restore vs pg_restore -j2 vs pgBackRest, and
 #      single-table pitr-restore;
@@ -60,10 +62,10 @@ for arg in "$@"; do
 done
 
 if [ "$SMOKE" = 1 ]; then
-  d_scale=1 d_txns=2000 d_big=20000 d_lag=5 d_reps=1 d_drain_reps=1
+  d_scale=1 d_txns=2000 d_big=20000 d_lag=5 d_reps=1 d_drain_reps=1 d_tcp_reps=1
   d_out="$ROOT/build-release/bench/BENCHMARKS-smoke.md"
 else
-  d_scale=10 d_txns=100000 d_big=1000000 d_lag=60 d_reps=5 d_drain_reps=5
+  d_scale=10 d_txns=100000 d_big=1000000 d_lag=60 d_reps=5 d_drain_reps=5 d_tcp_reps=3
   d_out="$ROOT/docs/BENCHMARKS.md"
 fi
 SCALE="${BENCH_SCALE:-$d_scale}"
@@ -72,15 +74,16 @@ BIG_ROWS="${BENCH_BIG_ROWS:-$d_big}"
 LAG_SECONDS="${BENCH_LAG_SECONDS:-$d_lag}"
 REPS="${BENCH_REPS:-$d_reps}"
 DRAIN_REPS="${BENCH_DRAIN_REPS:-$d_drain_reps}"
+TCP_DRAIN_REPS="${BENCH_TCP_DRAIN_REPS:-$d_tcp_reps}"
 PGBR_REPS="${BENCH_PGBR_REPS:-1}"
 OUT="${BENCH_OUT:-$d_out}"
-for v in SCALE TXNS BIG_ROWS LAG_SECONDS REPS DRAIN_REPS PGBR_REPS; do
+for v in SCALE TXNS BIG_ROWS LAG_SECONDS REPS DRAIN_REPS TCP_DRAIN_REPS PGBR_REPS; do
   if ! [[ "${!v}" =~ ^[1-9][0-9]*$ ]]; then
     echo "bench: BENCH_$v must be a positive integer, not \"${!v}\"" >&2
     exit 1
   fi
 done
-KNOBS="BENCH_SCALE=$SCALE BENCH_TXNS=$TXNS BENCH_BIG_ROWS=$BIG_ROWS BENCH_LAG_SECONDS=$LAG_SECONDS BENCH_REPS=$REPS BENCH_DRAIN_REPS=$DRAIN_REPS BENCH_PGBR_REPS=$PGBR_REPS"
+KNOBS="BENCH_SCALE=$SCALE BENCH_TXNS=$TXNS BENCH_BIG_ROWS=$BIG_ROWS BENCH_LAG_SECONDS=$LAG_SECONDS BENCH_REPS=$REPS BENCH_DRAIN_REPS=$DRAIN_REPS BENCH_TCP_DRAIN_REPS=$TCP_DRAIN_REPS BENCH_PGBR_REPS=$PGBR_REPS"
 
 # ---------------------------------------------------------------- helpers
 
@@ -175,13 +178,20 @@ chmod 755 "$WORK"
 mkdir -p "$WORK/pgdata" "$WORK/socket" "$WORK/socket2" "$WORK/pgbr" "$WORK/pglog"
 [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$WORK/pgdata" "$WORK/socket" "$WORK/socket2" "$WORK/pgbr" "$WORK/pglog"
 STORE="$WORK/store"
+# A TCP port nothing listens on yet (the drain is measured over TCP too); the
+# Unix socket, in its own directory, takes the same number.
+PORT=""
+for p in $(seq 54320 54399); do
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then PORT=$p; break; fi
+done
+[ -n "$PORT" ] || die "no free TCP port on 127.0.0.1 in 54320-54399"
 PGBR_CONF="$WORK/pgbr/pgbackrest.conf"
 as_postgres "$PGBIN/initdb" -D "$WORK/pgdata" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
 cat >> "$WORK/pgdata/postgresql.conf" <<CONF
 # pgtrail bench
-listen_addresses = ''
+listen_addresses = '127.0.0.1'
 unix_socket_directories = '$WORK/socket'
-port = 5432
+port = $PORT
 wal_level = logical
 max_wal_senders = 10
 max_replication_slots = 10
@@ -195,7 +205,7 @@ archive_mode = on
 archive_command = 'pgbackrest --config=$PGBR_CONF --stanza=bench archive-push %p'
 CONF
 as_postgres "$PGBIN/pg_ctl" -D "$WORK/pgdata" -l "$WORK/pglog/server.log" -w start >/dev/null
-export PGHOST="$WORK/socket" PGPORT=5432 PGUSER=postgres
+export PGHOST="$WORK/socket" PGPORT=$PORT PGUSER=postgres
 note "running from $WORK/pgdata (socket $PGHOST)"
 PG_VERSION="$(q -d postgres -c "SHOW server_version")"
 
@@ -220,7 +230,7 @@ log-level-file=info
 [bench]
 pg1-path=$WORK/pgdata
 pg1-socket-path=$WORK/socket
-pg1-port=5432
+pg1-port=$PORT
 CONF
   chown postgres:postgres "$PGBR_CONF" 2>/dev/null || true
   pgbr stanza-create >"$WORK/pgbr/stanza.out" 2>&1 || { PGBR_ERROR="stanza-create failed: $(tail -1 "$WORK/pgbr/stanza.out")"; return 1; }
@@ -243,10 +253,12 @@ q -d postgres -c "CREATE DATABASE bench"
 q -d bench -c "CREATE TABLE bench_marker (id bigserial PRIMARY KEY, note text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())"
 
 # agent_start [STORE SLOT LOG]: the main store and slot by default.
+# AGENT_SOURCE: the agent's conninfo (the Unix socket by default).
+AGENT_SOURCE="dbname=bench"
 agent_start() {
   AGENT_LOG="${3:-$WORK/agent.log}"
   AGENT_STREAMING_BEFORE="$(grep -c "streaming from" "$AGENT_LOG" 2>/dev/null || true)"
-  "$AGENT" --source "dbname=bench" --store "${1:-$STORE}" --slot "${2:-pgtrail}" \
+  "$AGENT" --source "$AGENT_SOURCE" --store "${1:-$STORE}" --slot "${2:-pgtrail}" \
     --progress-interval 5000 >>"$AGENT_LOG" 2>&1 &
   AGENT_PID=$!
 }
@@ -366,29 +378,32 @@ STORE_BEFORE="$(du -sb "$STORE" | cut -f1)"
 
 files_bytes() { find "$STORE" -name "$1" -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
 peer_times=(); agent_times=(); peer_rss=(); agent_rss=(); store_added=(); store_settled=()
-for rep in $(seq 1 "$DRAIN_REPS"); do
+# drain_peer CONNINFO: one pg_recvlogical drain of a fresh copy of the saved slot.
+drain_peer() {
   q -d bench -c "SELECT pg_copy_logical_replication_slot('bench_saved', 'bench_peer')" >/dev/null
-  t0=$(now)
+  local t0; t0=$(now)
   /usr/bin/time -f '%M' -o "$WORK/peer.rss" \
-    "$PGBIN/pg_recvlogical" -d "dbname=bench" --slot=bench_peer --start --no-loop \
+    "$PGBIN/pg_recvlogical" -d "$1" --slot=bench_peer --start --no-loop \
       --endpos="$END_LSN" -o proto_version=1 -o publication_names=pgtrail -o messages=true \
       -f /dev/null 2>"$WORK/peer.err" || { cat "$WORK/peer.err" >&2; die "pg_recvlogical failed"; }
-  peer_times+=("$(since "$t0")")
-  peer_rss+=("$(tail -1 "$WORK/peer.rss")")
+  PEER_S="$(since "$t0")"
+  PEER_RSS="$(tail -1 "$WORK/peer.rss")"
   q -d bench -c "SELECT pg_drop_replication_slot('bench_peer')" >/dev/null
-  note "rep $rep: pg_recvlogical ${peer_times[-1]} s, max RSS ${peer_rss[-1]} kB"
-
-  if [ "$rep" -gt 1 ]; then
+}
+# drain_agent FRESH: one agent drain until its slot reaches the end of the
+# backlog (FRESH=1: from the saved store and slot, as they were before it).
+drain_agent() {
+  if [ "$1" = 1 ]; then
     rm -rf "$STORE" && cp -a "$WORK/store.saved" "$STORE"
     q -d bench -c "SELECT pg_drop_replication_slot('pgtrail')" \
       -c "SELECT pg_copy_logical_replication_slot('bench_saved', 'pgtrail')" >/dev/null
   fi
+  local t0 waiter first="" st=0
   t0=$(now)
   agent_start
   slot_wait "$END_LSN" pgtrail 7200 &
   waiter=$!
   BG_PIDS+=("$waiter")
-  first=""; st=0
   wait -n -p first "$waiter" "$AGENT_PID" || st=$?
   BG_PIDS=()
   if [ "$first" != "$waiter" ]; then
@@ -397,10 +412,17 @@ for rep in $(seq 1 "$DRAIN_REPS"); do
     die "the agent exited during the drain; see $WORK/agent.log"
   fi
   [ "$st" = 0 ] || die "the agent did not reach $END_LSN"
-  agent_times+=("$(since "$t0")")
-  agent_rss+=("$(agent_hwm_kb "$AGENT_PID")")
+  AGENT_S="$(since "$t0")"
+  AGENT_RSS="$(agent_hwm_kb "$AGENT_PID")"
   # Untimed: the store must cover T (the commit after it) before it stops.
   slot_wait "$SENTINEL_LSN" pgtrail 600
+}
+for rep in $(seq 1 "$DRAIN_REPS"); do
+  drain_peer "dbname=bench"
+  peer_times+=("$PEER_S"); peer_rss+=("$PEER_RSS")
+  note "rep $rep: pg_recvlogical ${peer_times[-1]} s, max RSS ${peer_rss[-1]} kB"
+  drain_agent "$([ "$rep" -gt 1 ] && echo 1 || echo 0)"
+  agent_times+=("$AGENT_S"); agent_rss+=("$AGENT_RSS")
   # The store as it is on disk while the agent runs (RocksDB's write-ahead
   # log included), then after its clean stop.
   store_added+=("$(( $(du -sb "$STORE" | cut -f1) - STORE_BEFORE ))")
@@ -412,6 +434,18 @@ done
 record store_settled_bytes "$(median "${store_settled[@]}")"
 record store_live_log_bytes "$live_log_bytes"
 record store_sst_bytes "$(files_bytes '*.sst')"
+# The same over TCP to 127.0.0.1, both sides.
+tcp_peer_times=(); tcp_agent_times=()
+AGENT_SOURCE="host=127.0.0.1 port=$PORT dbname=bench"
+for rep in $(seq 1 "$TCP_DRAIN_REPS"); do
+  drain_peer "host=127.0.0.1 port=$PORT dbname=bench"
+  tcp_peer_times+=("$PEER_S")
+  drain_agent 1
+  tcp_agent_times+=("$AGENT_S")
+  agent_stop
+  note "TCP rep $rep: pg_recvlogical ${tcp_peer_times[-1]} s, pgtrail-agent ${tcp_agent_times[-1]} s"
+done
+AGENT_SOURCE="dbname=bench"
 if [ "${BENCH_PROFILE:-0}" = 1 ]; then
   # One more drain, untimed, under a system-wide perf profile: where the
   # agent's and the walsender's time goes.
@@ -454,6 +488,8 @@ q -d bench -c "SELECT pg_drop_replication_slot('bench_saved')" >/dev/null
 rm -rf "$WORK/store.saved"
 record drain_agent_s "$(median "${agent_times[@]}")"
 record drain_peer_s "$(median "${peer_times[@]}")"
+record drain_tcp_agent_s "$(median "${tcp_agent_times[@]}")"
+record drain_tcp_peer_s "$(median "${tcp_peer_times[@]}")"
 record rss_agent_kb "$(median "${agent_rss[@]}")"
 record rss_peer_kb "$(median "${peer_rss[@]}")"
 record store_added_bytes "$(median "${store_added[@]}")"
@@ -607,6 +643,7 @@ if [ -z "$PGBR_ERROR" ]; then
       >"$WORK/pgbr/restore.out" 2>&1 || { PGBR_ERROR="restore failed: $(tail -1 "$WORK/pgbr/restore.out")"; return 1; }
     # A second server next to the first: its own socket, no archiving.
     cat >> "$data/postgresql.auto.conf" <<CONF
+listen_addresses = ''
 unix_socket_directories = '$WORK/socket2'
 port = 5433
 archive_mode = off
@@ -761,6 +798,7 @@ TABLE="$(cat <<MD
 | 1 | capture drain of the backlog | $(fmt_s "${R[drain_agent_s]}") | pg_recvlogical (pgoutput → /dev/null): $(fmt_s "${R[drain_peer_s]}") | ${drain_ratio}× | ≤ 1.1× | $(met "$drain_ratio <= 1.1") |
 | 1 | capture throughput, row changes | ${rows_ps_agent} rows/s | ${rows_ps_peer} rows/s | $(ratio "$rows_ps_agent" "$rows_ps_peer") | | |
 | 1 | capture throughput, WAL | ${mbps_agent} MB/s | ${mbps_peer} MB/s | $(ratio "$mbps_agent" "$mbps_peer") | | |
+| 1 | the same drain over TCP to 127.0.0.1 | $(fmt_s "${R[drain_tcp_agent_s]}") | pg_recvlogical over TCP: $(fmt_s "${R[drain_tcp_peer_s]}") | $(calc "${R[drain_tcp_agent_s]} / ${R[drain_tcp_peer_s]}" "%.2f")× | reported | |
 | 2 | store bytes added per WAL byte, agent running, right after the drain | ${store_ratio} ($(calc "${R[store_added_bytes]} / $MB" "%.0f") MB for $(calc "${R[wal_bytes]} / $MB" "%.0f") MB of WAL) | wal2json text: ${w2j_ratio} | $(ratio "$store_ratio" "$w2j_ratio") | ≤ 0.5 | $(met "$store_ratio <= 0.5") |
 | 2 | store bytes added per WAL byte, after the agent's clean stop | ${settled_ratio} ($(calc "${R[store_settled_bytes]} / $MB" "%.0f") MB) | wal2json text: ${w2j_ratio} | $(ratio "$settled_ratio" "$w2j_ratio") | ≤ 0.5 | $(met "$settled_ratio <= 0.5") |
 | 3 | peak RSS during the capture | ${rss_agent_mb} MB | pg_recvlogical: ${rss_peer_mb} MB | $(ratio "${R[rss_agent_kb]}" "${R[rss_peer_kb]}") | ≤ 256 MB | $(met "$rss_agent_mb <= 256") |
@@ -790,7 +828,7 @@ $TABLE
 Backlog: pgbench -i -s $SCALE, $((per_client * CLIENTS)) pgbench transactions (-c $CLIENTS), one INSERT of $BIG_ROWS rows:
 $(calc "${R[wal_bytes]} / $MB" "%.0f") MB of WAL, ${R[changes]} row changes in ${R[txns]} transactions.
 Restore instant T = $T_AFTER. $SINGLE_NOTE Medians of $REPS repetitions for restores and the audit query,
-of $DRAIN_REPS for the capture drain. Store right after the drain, agent running: $(calc "${R[store_live_log_bytes]} / $MB" "%.0f") MB of it RocksDB's write-ahead log;
+of $DRAIN_REPS for the capture drain over the Unix socket, of $TCP_DRAIN_REPS over TCP. Store right after the drain, agent running: $(calc "${R[store_live_log_bytes]} / $MB" "%.0f") MB of it RocksDB's write-ahead log;
 after the agent's stop: $(calc "${R[store_sst_bytes]} / $MB" "%.0f") MB of SST files. Agent VmHWM during the lag run: $(calc "${R[lag_rss_kb]} / 1024" "%.0f") MB.
 $( [ -n "$mismatches" ] && printf '\n**Restored data differed from the source at T:** %s\n' "$mismatches" || echo "Every full restore (pitr-restore, pg_restore, pgBackRest) was checked against the source at T: row counts and balance sums agree.")
 
