@@ -624,7 +624,14 @@ Status Capture::OnLogicalMessage(const pgoutput::LogicalMessage& msg) {
 }
 
 Status Capture::Flush(bool unlogged) {
-  if (!unlogged && unlogged_mode_) RETURN_IF_ERROR(LeaveUnlogged());
+  if (!unlogged && unlogged_mode_) {
+    // The end of a catch-up: the last group goes unlogged too, and one
+    // memtable flush makes all of it durable. Writing it through the
+    // write-ahead log after the flush cost a sync of a fresh log file and
+    // its directory, ~45 ms at the end of the lab's drain.
+    RETURN_IF_ERROR(Flush(/*unlogged=*/true));
+    return LeaveUnlogged();
+  }
   if (batch_.Count() == 0 && rowidx_entries_.empty() && !unsynced_) return Status::OK();
   pb::StoreMeta meta = meta_;
   meta.set_resume_lsn(received_lsn_);

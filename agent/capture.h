@@ -70,8 +70,9 @@ class Capture {
   // CRC32C, fsync). The source's WAL, held by the slot until we confirm,
   // is the log: durable_lsn() advances when a flush of the memtables
   // (atomic across families) has written the batch to table files; see
-  // PollDurable. A logged Flush after unlogged ones first flushes the
-  // memtables, so no logged write ever follows an unlogged one unflushed.
+  // PollDurable. A logged Flush after unlogged ones writes its batch
+  // unlogged too and flushes the memtables, so everything is durable when it
+  // returns and no logged write ever follows an unlogged one unflushed.
   Status Flush(bool unlogged = false);
   // Advances durable_lsn() over unlogged batches the store has flushed.
   void PollDurable();

@@ -378,7 +378,8 @@ TEST_F(CaptureTest, StoreOfAnEarlierFormatIsRefused) {
 }
 
 // Unlogged batches (catching up) become durable only once the store has
-// flushed them to table files; a logged Flush flushes them first.
+// flushed them to table files; a logged Flush writes its own group the same
+// way and flushes them all.
 TEST_F(CaptureTest, UnloggedBatchesBecomeDurableWhenFlushed) {
   Begin(100, 1);
   Relation();
@@ -400,13 +401,29 @@ TEST_F(CaptureTest, UnloggedBatchesBecomeDurableWhenFlushed) {
   Commit(200);
   ASSERT_TRUE(capture_->Flush(/*unlogged=*/true).ok());
   EXPECT_EQ(capture_->durable_lsn(), 108u);
+  // The stream runs dry with one more group pending: the logged Flush
+  // writes it (unlogged, then flushed with the rest) and leaves unlogged
+  // mode with all three transactions durable.
+  Begin(300, 3);
+  Relation();
+  Insert(Tuple({Text("3"), Text("c")}));
+  Commit(300);
   ASSERT_TRUE(capture_->Flush(/*unlogged=*/false).ok());  // leaves unlogged mode
   EXPECT_FALSE(capture_->unlogged());
-  EXPECT_EQ(capture_->durable_lsn(), 208u);
+  EXPECT_EQ(capture_->durable_lsn(), 308u);
   auto meta = store_->ReadMeta();
   ASSERT_TRUE(meta.ok());
-  EXPECT_EQ(meta.value().resume_lsn(), 208u);
-  EXPECT_EQ(meta.value().txn_count(), 2u);
+  EXPECT_EQ(meta.value().resume_lsn(), 308u);
+  EXPECT_EQ(meta.value().txn_count(), 3u);
+  EXPECT_EQ(StoredChange(300, 0).new_tuple().values(1), "c");
+  // From here on, groups go through the write-ahead log, synced.
+  Begin(400, 4);
+  Relation();
+  Insert(Tuple({Text("4"), Text("d")}));
+  Commit(400);
+  ASSERT_TRUE(capture_->Flush().ok());
+  EXPECT_FALSE(capture_->unlogged());
+  EXPECT_EQ(capture_->durable_lsn(), 408u);
 }
 
 // A stream that breaks inside a transaction while unlogged batches wait for
