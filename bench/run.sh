@@ -2,7 +2,7 @@
 # pgtrail's benchmark harness: one command, one throwaway PostgreSQL 15, every
 # figure measured against its peer in the same run.
 #
-#   bench/run.sh            full run, ~14 minutes: pgbench -s 10, 100,000
+#   bench/run.sh            full run, ~7 minutes (plus the Release build): pgbench -s 10, 100,000
 #                           transactions, a 1,000,000-row transaction, 60 s of
 #                           lag, 5 restore reps; writes the results into
 #                           docs/BENCHMARKS.md
