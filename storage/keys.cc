@@ -98,12 +98,12 @@ void AppendRowKeyValue(std::string* dst, const KeyValue& v) {
   }
   std::string_view rest = v.text;
   const size_t at = dst->size();
-  if (std::memchr(rest.data(), 0, rest.size()) == nullptr) {
+  if (rest.empty() || std::memchr(rest.data(), 0, rest.size()) == nullptr) {
     // No zero byte (every text value): tag, bytes and terminator in one go.
     dst->resize(at + rest.size() + 3);
     char* p = dst->data() + at;
     p[0] = '\x02';
-    std::memcpy(p + 1, rest.data(), rest.size());
+    if (!rest.empty()) std::memcpy(p + 1, rest.data(), rest.size());
     p[rest.size() + 1] = '\0';
     p[rest.size() + 2] = '\x01';
     return;

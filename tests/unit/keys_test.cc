@@ -262,6 +262,7 @@ TEST(Keys, ParseRowIdxKeyRejectsShortKey) {
 TEST(RowKey, EncodesNullEmptyAndNulDistinctly) {
   EXPECT_EQ(Hex(RowKey({N()})), "01");
   EXPECT_EQ(Hex(RowKey({T("")})), "020001");
+  EXPECT_EQ(Hex(RowKey({T(std::string_view())})), "020001");  // no bytes at all
   EXPECT_EQ(Hex(RowKey({T(std::string_view("\0", 1))})), "0200ff0001");
   EXPECT_EQ(Hex(RowKey({T(std::string_view("a\0b", 3))})), "026100ff620001");
   EXPECT_EQ(Hex(RowKey({T("\xff\x01")})), "02ff010001");
