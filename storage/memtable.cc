@@ -196,9 +196,10 @@ class FingerSkipList : public MemTableRep {
     return rnd_;
   }
 
-  // Key is the entry (const char*) or an internal key (Slice); compare_ takes both.
+  // The last node before key (head() if none). Key is the entry
+  // (const char*) or an internal key (Slice); compare_ takes both.
   template <typename Key>
-  Node* FindGreaterOrEqual(const Key& key) const {
+  Node* LastBefore(const Key& key) const {
     Node* x = head();
     for (int level = max_height_.load(std::memory_order_relaxed) - 1; level >= 0; level--) {
       for (Node* next = x->Next(level); next != nullptr && compare_(next->Key(), key) < 0;
@@ -206,17 +207,16 @@ class FingerSkipList : public MemTableRep {
         x = next;
       }
     }
-    return x->Next(0);
+    return x;
+  }
+
+  template <typename Key>
+  Node* FindGreaterOrEqual(const Key& key) const {
+    return LastBefore(key)->Next(0);
   }
 
   Node* FindLessThan(const char* key) const {
-    Node* x = head();
-    for (int level = max_height_.load(std::memory_order_relaxed) - 1; level >= 0; level--) {
-      for (Node* next = x->Next(level); next != nullptr && compare_(next->Key(), key) < 0;
-           next = x->Next(level)) {
-        x = next;
-      }
-    }
+    Node* x = LastBefore(key);
     return x == head() ? nullptr : x;
   }
 
