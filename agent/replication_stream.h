@@ -99,6 +99,10 @@ class ReplicationStream {
 
   // The receiver stops reading while this many bytes of frames wait.
   static constexpr size_t kMaxQueuedBytes = 16u << 20;
+  // While frames pour in (this many bytes since the last wait), the
+  // receiver naps this long instead of waiting for the socket.
+  static constexpr size_t kBusyBytes = 4096;
+  static constexpr long kBusyNapNs = 200 * 1000;
 
  private:
   // One item of the receive queue: a PQgetCopyData buffer, or the end of the
@@ -132,6 +136,7 @@ class ReplicationStream {
   bool copy_end_sent_ = false;
   std::chrono::steady_clock::time_point finish_deadline_;
   bool abort_ = false;               // exit now
+  size_t read_since_wait_ = 0;       // bytes handed over since the last wait
   std::thread receiver_;
   int wake_fd_ = -1;                 // eventfd: wakes the receiver's poll
 
