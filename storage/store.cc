@@ -669,6 +669,24 @@ Result<std::optional<pb::Relation>> Store::GetRelation(uint32_t relid, uint64_t 
   return std::optional<pb::Relation>(std::move(rel));
 }
 
+Result<std::vector<Store::RelationVersion>> Store::RelationVersions(uint32_t relid) {
+  std::vector<RelationVersion> out;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kRelation)));
+  for (it->Seek(keys::RelationKey(relid, 0, 0)); it->Valid(); it->Next()) {
+    RelationVersion v;
+    uint32_t found_relid;
+    RETURN_IF_ERROR(keys::ParseRelationKey(std::string_view(it->key().data(), it->key().size()),
+                                           &found_relid, &v.lsn, &v.seq));
+    if (found_relid != relid) break;
+    RETURN_IF_ERROR(ParseStored(std::string_view(it->value().data(), it->value().size()),
+                                "relation", &v.rel));
+    out.push_back(std::move(v));
+  }
+  RETURN_IF_ERROR(FromRocks(it->status(), "store scan failed"));
+  return out;
+}
+
 Result<std::vector<pb::Relation>> Store::RelationsAt(uint64_t lsn) {
   std::vector<pb::Relation> out;
   std::unique_ptr<rocksdb::Iterator> it(

@@ -117,6 +117,13 @@ class Store {
                                                   uint32_t seq = UINT32_MAX);
   // The latest version <= lsn of every relation known at lsn.
   Result<std::vector<pb::Relation>> RelationsAt(uint64_t lsn);
+  // Every version of relid, oldest first, each with its (lsn, seq).
+  struct RelationVersion {
+    uint64_t lsn;
+    uint32_t seq;
+    pb::Relation rel;
+  };
+  Result<std::vector<RelationVersion>> RelationVersions(uint32_t relid);
 
   // --- Snapshots ----------------------------------------------------------
   // Snapshots in id order; only complete ones unless include_incomplete.

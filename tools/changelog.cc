@@ -1,8 +1,11 @@
 #include "tools/changelog.h"
 #include "tools/restore.h"
 
+#include <algorithm>
 #include <map>
 #include <memory>
+#include <set>
+#include <utility>
 #include <nlohmann/json.hpp>
 #include <regex.h>
 #include <tuple>
@@ -166,8 +169,12 @@ class Grep {
     return &it->second;
   }
 
-  // --key: one row's history through the row index, without reading any
-  // other change. The key's values are given in key-column order.
+  // --key: one row's history. The key's values are given in key-column
+  // order. Where the table had this key, through the row index, without
+  // reading any other change. Where it had no key (a table loaded before its
+  // primary key was added, as pgbench -i and pg_restore do) or another one,
+  // by reading that era's changes of the table and comparing the values of
+  // the key's columns, by name.
   Status KeyHistory(const pb::StoreMeta& meta) {
     ASSIGN_OR_RETURN(auto layouts, store_->RelationsAt(meta.last_commit_lsn()));
     std::vector<const pb::Relation*> matches;
@@ -192,35 +199,115 @@ class Grep {
       if (comma == std::string::npos) break;
       start = comma + 1;
     }
-    std::vector<keys::KeyValue> key_values;
-    for (const std::string& v : values) key_values.push_back({false, v});
-    int key_columns = 0;
-    for (const pb::Column& c : rel.columns()) key_columns += c.key() ? 1 : 0;
-    if (static_cast<int>(values.size()) != key_columns) {
+    const std::vector<std::string> key_names = KeyNames(rel);
+    if (values.size() != key_names.size()) {
       return Status::InvalidArgument("--key: " + rel.nspname() + "." + rel.relname() + " has " +
-                                     std::to_string(key_columns) + " key columns, got " +
+                                     std::to_string(key_names.size()) + " key columns, got " +
                                      std::to_string(values.size()) + " values");
     }
-    std::string prefix = keys::RowIdxPrefix(rel.relid());
+    const uint32_t relid = rel.relid();
+    auto wanted = [this](const pb::TxnHeader& h) {
+      return !(since_ && h.commit_time_us() < *since_) && !(until_ && h.commit_time_us() > *until_);
+    };
+    // The row's changes from both sources, in (commit LSN, seq) order.
+    std::map<std::pair<uint64_t, uint32_t>, std::pair<pb::TxnHeader, pb::Change>> found;
+
+    std::vector<keys::KeyValue> key_values;
+    for (const std::string& v : values) key_values.push_back({false, v});
+    std::string prefix = keys::RowIdxPrefix(relid);
     keys::AppendRowKey(&prefix, key_values);
     std::unique_ptr<rocksdb::Iterator> it(
         store_->db()->NewIterator(rocksdb::ReadOptions(), store_->cf(Family::kRowIdx)));
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-      uint32_t relid, seq;
+      uint32_t found_relid, seq;
       uint64_t lsn;
       std::string_view rowkey;
       RETURN_IF_ERROR(keys::ParseRowIdxKey(std::string_view(it->key().data(), it->key().size()),
-                                           &relid, &rowkey, &lsn, &seq));
+                                           &found_relid, &rowkey, &lsn, &seq));
       if (rowkey.size() + 4 != prefix.size() || lsn > meta.last_commit_lsn()) continue;
       ASSIGN_OR_RETURN(auto h, store_->GetTxn(lsn));
-      if (!h) continue;  // not durable yet
-      if ((since_ && h->commit_time_us() < *since_) || (until_ && h->commit_time_us() > *until_)) {
-        continue;
-      }
+      if (!h || !wanted(*h)) continue;  // not durable yet, or outside --since/--until
       ASSIGN_OR_RETURN(pb::Change c, store_->GetChange(lsn, seq));
-      RETURN_IF_ERROR(OneChange(*h, seq, c));
+      // An entry made under another key whose values happen to be the same.
+      ASSIGN_OR_RETURN(const pb::Relation* layout,
+                       Layout(relid, c.relation_lsn(), c.relation_seq()));
+      if (IsMultiset(*layout) || KeyNames(*layout) != key_names) continue;
+      found.emplace(std::make_pair(lsn, seq), std::make_pair(*h, std::move(c)));
     }
-    return it->status().ok() ? Status::OK() : Status::IOError(it->status().ToString());
+    if (!it->status().ok()) return Status::IOError(it->status().ToString());
+
+    // Eras without this key: the versions, and the commit LSNs their changes
+    // can have (from the version's own to the next one's).
+    ASSIGN_OR_RETURN(auto versions, store_->RelationVersions(relid));
+    std::set<std::pair<uint64_t, uint32_t>> other;
+    std::vector<std::pair<uint64_t, uint64_t>> ranges;
+    for (size_t i = 0; i < versions.size(); i++) {
+      const Store::RelationVersion& v = versions[i];
+      if (!IsMultiset(v.rel) && KeyNames(v.rel) == key_names) continue;
+      other.emplace(v.lsn, v.seq);
+      const uint64_t to = i + 1 < versions.size() ? versions[i + 1].lsn : meta.last_commit_lsn();
+      if (!ranges.empty() && ranges.back().second >= v.lsn) {
+        ranges.back().second = std::max(ranges.back().second, to);
+      } else {
+        ranges.emplace_back(v.lsn, to);
+      }
+    }
+    Status inner;
+    for (const auto& [from, to] : ranges) {
+      RETURN_IF_ERROR(store_->ForEachChangeInRange(
+          from, std::min(to, meta.last_commit_lsn()),
+          [&](const pb::TxnHeader& h) {
+            if (!wanted(h)) return false;
+            for (const pb::TxnTable& t : h.tables()) {
+              if (t.relid() == relid) return true;
+            }
+            return false;
+          },
+          [&](const pb::TxnHeader& h, uint32_t seq, const pb::Change& c) {
+            if (c.relid() != relid || c.op() == pb::Change::TRUNCATE ||
+                other.count({c.relation_lsn(), c.relation_seq()}) == 0) {
+              return true;
+            }
+            Result<const pb::Relation*> layout = Layout(relid, c.relation_lsn(), c.relation_seq());
+            if (!layout.ok()) {
+              inner = layout.status();
+              return false;
+            }
+            if (HasKeyValues(**layout, c.new_tuple(), key_names, values) ||
+                HasKeyValues(**layout, c.old_tuple(), key_names, values)) {
+              found.emplace(std::make_pair(h.commit_lsn(), seq), std::make_pair(h, c));
+            }
+            return true;
+          }));
+      RETURN_IF_ERROR(inner);
+    }
+    for (const auto& [at, change] : found) {
+      RETURN_IF_ERROR(OneChange(change.first, at.second, change.second));
+    }
+    return Status::OK();
+  }
+
+  static std::vector<std::string> KeyNames(const pb::Relation& rel) {
+    std::vector<std::string> names;
+    for (const pb::Column& c : rel.columns()) {
+      if (c.key()) names.push_back(c.name());
+    }
+    return names;
+  }
+
+  // Whether `tuple`, in `layout`, holds `values` in the columns `names`.
+  static bool HasKeyValues(const pb::Relation& layout, const pb::Tuple& tuple,
+                           const std::vector<std::string>& names,
+                           const std::vector<std::string>& values) {
+    if (tuple.values_size() == 0) return false;
+    for (size_t k = 0; k < names.size(); k++) {
+      int i = 0;
+      while (i < layout.columns_size() && layout.columns(i).name() != names[k]) i++;
+      if (i == layout.columns_size() || !IsValue(tuple, i) || tuple.values(i) != values[k]) {
+        return false;
+      }
+    }
+    return true;
   }
 
   bool TableMatches(const pb::Relation& rel) const {

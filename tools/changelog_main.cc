@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
       ("until", po::value(&options.until), "only changes committed at or before TIME")
       ("key", po::value(&options.key),
        "only the history of the row with this key (with --table; values comma-separated in "
-       "key-column order): read through the row index, no other change is read")
+       "key-column order): read through the row index; for times the table had no key or "
+       "another one, by reading the table's changes from then")
       ("op", po::value(&options.op),
        "only insert, update, delete, truncate, ddl (schema changes), mark or message")
       ("format", po::value(&options.format)->default_value("text"),

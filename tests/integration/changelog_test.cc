@@ -653,5 +653,145 @@ TEST_F(ChangelogTest, KeyIsRefusedWithoutATableOrOnAKeylessTable) {
       << arity.stderr_text;
 }
 
+// --- --key across eras without that key ----------------------------------
+
+// Database "shop" of its own: ledger is loaded before it has a key (as pgbench
+// -i and pg_restore do), then has REPLICA IDENTITY FULL, then the primary key
+// id; tags has the primary key id, then code.
+struct KeyEras {
+  PgCluster cluster;
+  TempDir dir;
+  std::string store;
+  std::unique_ptr<AgentProcess> agent;
+  std::map<std::string, Txn> txns;  // "K1".."K5"
+  std::string error;
+};
+
+KeyEras* g_eras = nullptr;
+
+Status MakeKeyEras(KeyEras* h) {
+  RETURN_IF_ERROR(h->cluster.Start());
+  RETURN_IF_ERROR(h->dir.Create("pgtrail-changelog-eras-"));
+  h->store = h->dir.path() + "/store";
+  RETURN_IF_ERROR(h->cluster.CreateDatabase("shop"));
+  RETURN_IF_ERROR(h->cluster.Exec("shop",
+                                  "CREATE TABLE ledger (id int NOT NULL, code text NOT NULL, "
+                                  "amount int);"
+                                  "CREATE TABLE tags (id int PRIMARY KEY, code text NOT NULL)"));
+  h->agent = std::make_unique<AgentProcess>();
+  RETURN_IF_ERROR(h->agent->Start({"--source", h->cluster.ConnInfo("shop"), "--store", h->store}));
+  if (!WaitForLog(h->agent.get(), "streaming from", seconds(30))) {
+    return Status::Unavailable("the agent did not start streaming:\n" + h->agent->LogContents());
+  }
+  ASSIGN_OR_RETURN(auto conn, h->cluster.Connect("shop"));
+  auto commit = [&](const std::string& name, const std::string& sql) -> Status {
+    ASSIGN_OR_RETURN(h->txns[name], Commit(conn.get(), sql));
+    return Status::OK();
+  };
+  RETURN_IF_ERROR(commit("K1", "INSERT INTO ledger VALUES (1, 'a', 10), (2, 'b', 20), (3, 'c', 30)"));
+  RETURN_IF_ERROR(conn->Exec("ALTER TABLE ledger REPLICA IDENTITY FULL"));
+  RETURN_IF_ERROR(commit("K2", "UPDATE ledger SET amount = 12 WHERE id = 1; "
+                               "DELETE FROM ledger WHERE id = 3"));
+  RETURN_IF_ERROR(conn->Exec("ALTER TABLE ledger ADD PRIMARY KEY (id); "
+                             "ALTER TABLE ledger REPLICA IDENTITY DEFAULT"));
+  RETURN_IF_ERROR(commit("K3", "UPDATE ledger SET amount = 13 WHERE id = 1; "
+                               "UPDATE ledger SET amount = 21 WHERE id = 2"));
+  RETURN_IF_ERROR(commit("K4", "INSERT INTO tags VALUES (1, 'x'), (2, '1')"));
+  RETURN_IF_ERROR(conn->Exec("ALTER TABLE tags DROP CONSTRAINT tags_pkey, ADD PRIMARY KEY (code)"));
+  RETURN_IF_ERROR(commit("K5", "UPDATE tags SET id = 10 WHERE code = 'x'"));
+  if (!h->cluster.WaitForSlotCatchUp("pgtrail", h->cluster.CurrentWalLsn("shop"))) {
+    return Status::Unavailable("the agent did not catch up:\n" + h->agent->LogContents());
+  }
+  return Status::OK();
+}
+
+class ChangelogKeyErasTest : public ::testing::Test {
+ protected:
+  static void TearDownTestSuite() {
+    delete g_eras;
+    g_eras = nullptr;
+  }
+
+  void SetUp() override {
+    if (g_eras == nullptr) {
+      g_eras = new KeyEras();
+      Status st = MakeKeyEras(g_eras);
+      if (!st.ok()) g_eras->error = st.ToString();
+    }
+    ASSERT_TRUE(g_eras->error.empty()) << "suite set-up failed: " << g_eras->error;
+  }
+
+  std::string X(const std::string& name) { return g_eras->txns.at(name).xid; }
+
+  // `changelog grep --format json args...`, one "xid OP col=value ..." per
+  // change: the new row's values, or the old row's for a DELETE.
+  std::vector<std::string> Rows(const std::vector<std::string>& args,
+                                const std::vector<std::string>& columns) {
+    std::vector<std::string> argv = {kChangelogBin, "--store", g_eras->store, "grep",
+                                     "--format", "json"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    CommandResult r = RunCommand(argv, "", seconds(30));
+    EXPECT_EQ(r.exit_code, 0) << r;
+    EXPECT_EQ(r.stderr_text, "") << r;
+    std::vector<std::string> out;
+    for (const std::string& line : Lines(r.stdout_text)) {
+      std::optional<Json> v = JsonReader(line).ReadDocument();
+      if (!v || v->kind != Json::kObject) {
+        ADD_FAILURE() << "not a JSON object: " << line;
+        continue;
+      }
+      const Json* row = v->Get(v->Str("op") == "delete" ? "old" : "new");
+      const Json* xid = v->Get("xid");
+      std::string s = "xid " + (xid ? xid->text : "?") + " " + v->Str("op");
+      for (const std::string& c : columns) s += " " + c + "=" + (row ? row->Str(c) : "?");
+      out.push_back(s);
+    }
+    return out;
+  }
+};
+
+TEST_F(ChangelogKeyErasTest, KeyFindsTheRowBeforeTheTableHadAKey) {
+  const std::vector<std::string> cols = {"id", "amount"};
+  // Inserted while ledger had no key, updated under REPLICA IDENTITY FULL,
+  // then under the primary key: the row index has only the last.
+  EXPECT_EQ(Rows({"--table", "ledger", "--key", "1"}, cols),
+            (std::vector<std::string>{"xid " + X("K1") + " insert id=1 amount=10",
+                                      "xid " + X("K2") + " update id=1 amount=12",
+                                      "xid " + X("K3") + " update id=1 amount=13"}));
+  // Deleted before the key existed: nothing of it is in the row index.
+  EXPECT_EQ(Rows({"--table", "ledger", "--key", "3"}, cols),
+            (std::vector<std::string>{"xid " + X("K1") + " insert id=3 amount=30",
+                                      "xid " + X("K2") + " delete id=3 amount=30"}));
+  EXPECT_EQ(Rows({"--table", "public.ledger", "--key", "2"}, cols),
+            (std::vector<std::string>{"xid " + X("K1") + " insert id=2 amount=20",
+                                      "xid " + X("K3") + " update id=2 amount=21"}));
+  EXPECT_EQ(Rows({"--table", "ledger", "--key", "4"}, cols), std::vector<std::string>{});
+}
+
+TEST_F(ChangelogKeyErasTest, FiltersApplyInEveryEra) {
+  const std::vector<std::string> cols = {"id", "amount"};
+  EXPECT_EQ(Rows({"--table", "ledger", "--key", "1", "--op", "insert"}, cols),
+            std::vector<std::string>{"xid " + X("K1") + " insert id=1 amount=10"});
+  EXPECT_EQ(Rows({"--table", "ledger", "--key", "1", "--until", g_eras->txns.at("K1").after},
+                 cols),
+            std::vector<std::string>{"xid " + X("K1") + " insert id=1 amount=10"});
+  EXPECT_EQ(Rows({"--table", "ledger", "--key", "1", "--since", g_eras->txns.at("K2").after},
+                 cols),
+            std::vector<std::string>{"xid " + X("K3") + " update id=1 amount=13"});
+}
+
+TEST_F(ChangelogKeyErasTest, KeyMeansTheCurrentKeyInEveryEra) {
+  const std::vector<std::string> cols = {"id", "code"};
+  // code 'x': inserted while id was the key, updated under the key code.
+  EXPECT_EQ(Rows({"--table", "tags", "--key", "x"}, cols),
+            (std::vector<std::string>{"xid " + X("K4") + " insert id=1 code=x",
+                                      "xid " + X("K5") + " update id=10 code=x"}));
+  // code '1' is the row (2, '1'), not the row whose id was 1, though the row
+  // index holds an entry for id 1 from the era of the old key.
+  EXPECT_EQ(Rows({"--table", "tags", "--key", "1"}, cols),
+            std::vector<std::string>{"xid " + X("K4") + " insert id=2 code=1"});
+  EXPECT_EQ(Rows({"--table", "tags", "--key", "2"}, cols), std::vector<std::string>{});
+}
+
 }  // namespace
 }  // namespace pgtrail::testing
