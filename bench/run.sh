@@ -809,7 +809,7 @@ TABLE="$(cat <<MD
 | 5 | restore of the cluster to T | pitr-restore --jobs 2: $(fmt_s "${R[restore_pitr_s]}") | pgBackRest restore + WAL replay: ${pgbr_cell} | ${pgbr_ratio} | reported | |
 $SINGLE_ROWS
 | 6 | audit: history of account ${R[aid]} | changelog grep: $(fmt_s "${R[audit_pgtrail_s]}") (${R[audit_pgtrail_lines]} changes) | grep over wal2json text: $(fmt_s "${R[audit_grep_s]}") (${R[audit_grep_lines]} changes) | $(ratio "${R[audit_pgtrail_s]}" "${R[audit_grep_s]}") | reported | |
-| 6 | audit: account ${R[aid]} by key (\`--key\`, row index) | changelog grep --key: $(fmt_s "${R[audit_key_s]}") (${R[audit_key_lines]} changes) | grep over wal2json text: $(fmt_s "${R[audit_grep_s]}") (${R[audit_grep_lines]} changes) | $(ratio "${R[audit_key_s]}" "${R[audit_grep_s]}") | reported | |
+| 6 | audit: account ${R[aid]} by key (\`--key\`: the row index, and the changes from before the table had its key) | changelog grep --key: $(fmt_s "${R[audit_key_s]}") (${R[audit_key_lines]} changes) | grep over wal2json text: $(fmt_s "${R[audit_grep_s]}") (${R[audit_grep_lines]} changes) | $(ratio "${R[audit_key_s]}" "${R[audit_grep_s]}") | reported | |
 MD
 )"
 
