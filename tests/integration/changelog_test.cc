@@ -264,7 +264,7 @@ struct History {
   TempDir dir;
   std::string store;
   std::unique_ptr<AgentProcess> agent;
-  std::map<std::string, Txn> txns;  // "T1".."T9"
+  std::map<std::string, Txn> txns;  // by name: "T1".."T10", "K1".."K5"
   std::string error;
 };
 
@@ -307,22 +307,37 @@ bool WaitForLog(AgentProcess* agent, const std::string& needle, milliseconds tim
   return false;
 }
 
-Status MakeHistory(History* h) {
+// A cluster with database "shop" made by `schema`, and an agent streaming
+// from it into a fresh store.
+Status StartHistory(History* h, const std::string& schema) {
   RETURN_IF_ERROR(h->cluster.Start());
   RETURN_IF_ERROR(h->dir.Create("pgtrail-changelog-"));
   h->store = h->dir.path() + "/store";
   RETURN_IF_ERROR(h->cluster.CreateDatabase("shop"));
-  RETURN_IF_ERROR(h->cluster.Exec(
-      "shop",
-      "CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance numeric);"
-      "CREATE TABLE events (kind text, note text);"
-      "ALTER TABLE events REPLICA IDENTITY FULL;"
-      "INSERT INTO accounts VALUES (1, 'alice', 100)"));
+  RETURN_IF_ERROR(h->cluster.Exec("shop", schema));
   h->agent = std::make_unique<AgentProcess>();
   RETURN_IF_ERROR(h->agent->Start({"--source", h->cluster.ConnInfo("shop"), "--store", h->store}));
   if (!WaitForLog(h->agent.get(), "streaming from", seconds(30))) {
     return Status::Unavailable("the agent did not start streaming:\n" + h->agent->LogContents());
   }
+  return Status::OK();
+}
+
+// Waits until the agent has stored everything committed so far.
+Status FinishHistory(History* h) {
+  if (!h->cluster.WaitForSlotCatchUp("pgtrail", h->cluster.CurrentWalLsn("shop"))) {
+    return Status::Unavailable("the agent did not catch up:\n" + h->agent->LogContents());
+  }
+  return Status::OK();
+}
+
+Status MakeHistory(History* h) {
+  RETURN_IF_ERROR(StartHistory(
+      h,
+      "CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance numeric);"
+      "CREATE TABLE events (kind text, note text);"
+      "ALTER TABLE events REPLICA IDENTITY FULL;"
+      "INSERT INTO accounts VALUES (1, 'alice', 100)"));
   ASSIGN_OR_RETURN(auto conn, h->cluster.Connect("shop"));
   auto commit = [&](const std::string& name, const std::string& sql) -> Status {
     ASSIGN_OR_RETURN(h->txns[name], Commit(conn.get(), sql));
@@ -348,27 +363,30 @@ Status MakeHistory(History* h) {
   RETURN_IF_ERROR(commit("T9", "TRUNCATE events"));
   RETURN_IF_ERROR(commit("T10", std::string("INSERT INTO accounts VALUES (6, E'") + kTrickySql +
                                     "', 1)"));
-  if (!h->cluster.WaitForSlotCatchUp("pgtrail", h->cluster.CurrentWalLsn("shop"))) {
-    return Status::Unavailable("the agent did not catch up:\n" + h->agent->LogContents());
-  }
-  return Status::OK();
+  return FinishHistory(h);
 }
 
-class ChangelogTest : public ::testing::Test {
+// A suite whose tests share one history, *G, made by Make on first use.
+template <History** G, Status (*Make)(History*)>
+class SharedHistoryTest : public ::testing::Test {
  protected:
   static void TearDownTestSuite() {
-    delete g_history;
-    g_history = nullptr;
+    delete *G;
+    *G = nullptr;
   }
 
   void SetUp() override {
-    if (g_history == nullptr) {
-      g_history = new History();
-      Status st = MakeHistory(g_history);
-      if (!st.ok()) g_history->error = st.ToString();
+    if (*G == nullptr) {
+      *G = new History();
+      Status st = Make(*G);
+      if (!st.ok()) (*G)->error = st.ToString();
     }
-    ASSERT_TRUE(g_history->error.empty()) << "suite set-up failed: " << g_history->error;
+    ASSERT_TRUE((*G)->error.empty()) << "suite set-up failed: " << (*G)->error;
   }
+};
+
+class ChangelogTest : public SharedHistoryTest<&g_history, MakeHistory> {
+ protected:
 
   const Txn& T(const std::string& name) { return g_history->txns.at(name); }
   std::string X(const std::string& name) { return T(name).xid; }
@@ -658,37 +676,20 @@ TEST_F(ChangelogTest, KeyIsRefusedWithoutATableOrOnAKeylessTable) {
 // Database "shop" of its own: ledger is loaded before it has a key (as pgbench
 // -i and pg_restore do), then has REPLICA IDENTITY FULL, then the primary key
 // id; tags has the primary key id, then code.
-struct KeyEras {
-  PgCluster cluster;
-  TempDir dir;
-  std::string store;
-  std::unique_ptr<AgentProcess> agent;
-  std::map<std::string, Txn> txns;  // "K1".."K5"
-  std::string error;
-};
+History* g_eras = nullptr;
 
-KeyEras* g_eras = nullptr;
-
-Status MakeKeyEras(KeyEras* h) {
-  RETURN_IF_ERROR(h->cluster.Start());
-  RETURN_IF_ERROR(h->dir.Create("pgtrail-changelog-eras-"));
-  h->store = h->dir.path() + "/store";
-  RETURN_IF_ERROR(h->cluster.CreateDatabase("shop"));
-  RETURN_IF_ERROR(h->cluster.Exec("shop",
-                                  "CREATE TABLE ledger (id int NOT NULL, code text NOT NULL, "
-                                  "amount int);"
-                                  "CREATE TABLE tags (id int PRIMARY KEY, code text NOT NULL)"));
-  h->agent = std::make_unique<AgentProcess>();
-  RETURN_IF_ERROR(h->agent->Start({"--source", h->cluster.ConnInfo("shop"), "--store", h->store}));
-  if (!WaitForLog(h->agent.get(), "streaming from", seconds(30))) {
-    return Status::Unavailable("the agent did not start streaming:\n" + h->agent->LogContents());
-  }
+Status MakeKeyEras(History* h) {
+  RETURN_IF_ERROR(StartHistory(h,
+                               "CREATE TABLE ledger (id int NOT NULL, code text NOT NULL, "
+                               "amount int);"
+                               "CREATE TABLE tags (id int PRIMARY KEY, code text NOT NULL)"));
   ASSIGN_OR_RETURN(auto conn, h->cluster.Connect("shop"));
   auto commit = [&](const std::string& name, const std::string& sql) -> Status {
     ASSIGN_OR_RETURN(h->txns[name], Commit(conn.get(), sql));
     return Status::OK();
   };
-  RETURN_IF_ERROR(commit("K1", "INSERT INTO ledger VALUES (1, 'a', 10), (2, 'b', 20), (3, 'c', 30)"));
+  RETURN_IF_ERROR(
+      commit("K1", "INSERT INTO ledger VALUES (1, 'a', 10), (2, 'b', 20), (3, 'c', 30)"));
   RETURN_IF_ERROR(conn->Exec("ALTER TABLE ledger REPLICA IDENTITY FULL"));
   RETURN_IF_ERROR(commit("K2", "UPDATE ledger SET amount = 12 WHERE id = 1; "
                                "DELETE FROM ledger WHERE id = 3"));
@@ -699,28 +700,11 @@ Status MakeKeyEras(KeyEras* h) {
   RETURN_IF_ERROR(commit("K4", "INSERT INTO tags VALUES (1, 'x'), (2, '1')"));
   RETURN_IF_ERROR(conn->Exec("ALTER TABLE tags DROP CONSTRAINT tags_pkey, ADD PRIMARY KEY (code)"));
   RETURN_IF_ERROR(commit("K5", "UPDATE tags SET id = 10 WHERE code = 'x'"));
-  if (!h->cluster.WaitForSlotCatchUp("pgtrail", h->cluster.CurrentWalLsn("shop"))) {
-    return Status::Unavailable("the agent did not catch up:\n" + h->agent->LogContents());
-  }
-  return Status::OK();
+  return FinishHistory(h);
 }
 
-class ChangelogKeyErasTest : public ::testing::Test {
+class ChangelogKeyErasTest : public SharedHistoryTest<&g_eras, MakeKeyEras> {
  protected:
-  static void TearDownTestSuite() {
-    delete g_eras;
-    g_eras = nullptr;
-  }
-
-  void SetUp() override {
-    if (g_eras == nullptr) {
-      g_eras = new KeyEras();
-      Status st = MakeKeyEras(g_eras);
-      if (!st.ok()) g_eras->error = st.ToString();
-    }
-    ASSERT_TRUE(g_eras->error.empty()) << "suite set-up failed: " << g_eras->error;
-  }
-
   std::string X(const std::string& name) { return g_eras->txns.at(name).xid; }
 
   // `changelog grep --format json args...`, one "xid OP col=value ..." per
