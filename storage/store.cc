@@ -1,5 +1,6 @@
 #include "storage/store.h"
 
+#include <google/protobuf/arena.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
 #include <rocksdb/db.h>
@@ -416,16 +417,22 @@ Status ForEachChunkedChange(rocksdb::Iterator* it, const std::string& prefix,
                             const std::function<bool(uint32_t, const pb::Change&)>& fn,
                             bool* stopped) {
   std::vector<std::string_view> parts;
-  pb::Change change;
+  // Each chunk's changes are parsed on an arena, let go of at the next chunk.
+  // On the heap, parsing into one reused Change frees its tuples and their
+  // values (Change::Clear() deletes submessages) and allocates them again:
+  // ~45% of the instructions of a scan (callgrind, changelog grep --key).
+  google::protobuf::Arena arena;
   *stopped = false;
   for (; it->Valid() && it->key().starts_with(prefix); it->Next()) {
     uint64_t lsn;
     uint32_t first;
     RETURN_IF_ERROR(keys::ParseChangeKey(ToView(it->key()), &lsn, &first));
     RETURN_IF_ERROR(SplitChunk(ToView(it->value()), &parts));
+    arena.Reset();
+    pb::Change* change = google::protobuf::Arena::CreateMessage<pb::Change>(&arena);
     for (size_t i = 0; i < parts.size(); i++) {
-      RETURN_IF_ERROR(ParseStored(parts[i], "change", &change));
-      if (!fn(first + static_cast<uint32_t>(i), change)) {
+      RETURN_IF_ERROR(ParseStored(parts[i], "change", change));
+      if (!fn(first + static_cast<uint32_t>(i), *change)) {
         *stopped = true;
         return Status::OK();
       }

@@ -2,6 +2,7 @@
 #include "tools/restore.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <set>
@@ -253,6 +254,11 @@ class Grep {
       }
     }
     Status inner;
+    // The version of the change before, and where the key's columns are in it
+    // (a transaction's changes of one table mostly share one).
+    std::pair<uint64_t, uint32_t> version{UINT64_MAX, 0};
+    bool other_key = false;
+    std::vector<int> positions;
     for (const auto& [from, to] : ranges) {
       RETURN_IF_ERROR(store_->ForEachChangeInRange(
           from, std::min(to, meta.last_commit_lsn()),
@@ -264,17 +270,22 @@ class Grep {
             return false;
           },
           [&](const pb::TxnHeader& h, uint32_t seq, const pb::Change& c) {
-            if (c.relid() != relid || c.op() == pb::Change::TRUNCATE ||
-                other.count({c.relation_lsn(), c.relation_seq()}) == 0) {
-              return true;
+            if (c.relid() != relid || c.op() == pb::Change::TRUNCATE) return true;
+            if (version != std::make_pair(c.relation_lsn(), c.relation_seq())) {
+              version = {c.relation_lsn(), c.relation_seq()};
+              other_key = other.count(version) > 0;
+              if (other_key) {
+                Result<const pb::Relation*> layout = Layout(relid, version.first, version.second);
+                if (!layout.ok()) {
+                  inner = layout.status();
+                  return false;
+                }
+                positions = ColumnPositions(**layout, key_names);
+              }
             }
-            Result<const pb::Relation*> layout = Layout(relid, c.relation_lsn(), c.relation_seq());
-            if (!layout.ok()) {
-              inner = layout.status();
-              return false;
-            }
-            if (HasKeyValues(**layout, c.new_tuple(), key_names, values) ||
-                HasKeyValues(**layout, c.old_tuple(), key_names, values)) {
+            if (!other_key) return true;
+            if (HasValues(c.new_tuple(), positions, values) ||
+                HasValues(c.old_tuple(), positions, values)) {
               found.emplace(std::make_pair(h.commit_lsn(), seq), std::make_pair(h, c));
             }
             return true;
@@ -295,25 +306,38 @@ class Grep {
     return names;
   }
 
-  // Whether `tuple`, in `layout`, holds `values` in the columns `names`.
-  static bool HasKeyValues(const pb::Relation& layout, const pb::Tuple& tuple,
-                           const std::vector<std::string>& names,
-                           const std::vector<std::string>& values) {
-    if (tuple.values_size() == 0) return false;
-    for (size_t k = 0; k < names.size(); k++) {
+  // Where the columns `names` are in `layout`; -1 for one it lacks.
+  static std::vector<int> ColumnPositions(const pb::Relation& layout,
+                                          const std::vector<std::string>& names) {
+    std::vector<int> positions;
+    for (const std::string& name : names) {
       int i = 0;
-      while (i < layout.columns_size() && layout.columns(i).name() != names[k]) i++;
-      if (i == layout.columns_size() || !IsValue(tuple, i) || tuple.values(i) != values[k]) {
-        return false;
-      }
+      while (i < layout.columns_size() && layout.columns(i).name() != name) i++;
+      positions.push_back(i < layout.columns_size() ? i : -1);
+    }
+    return positions;
+  }
+
+  // Whether `tuple` holds `values` at `positions`.
+  static bool HasValues(const pb::Tuple& tuple, const std::vector<int>& positions,
+                        const std::vector<std::string>& values) {
+    if (tuple.values_size() == 0) return false;
+    for (size_t k = 0; k < positions.size(); k++) {
+      const int i = positions[k];
+      if (i < 0 || !IsValue(tuple, i) || tuple.values(i) != values[k]) return false;
     }
     return true;
   }
 
   bool TableMatches(const pb::Relation& rel) const {
     if (options_.table.empty()) return true;
-    if (options_.table == rel.nspname() + "." + rel.relname()) return true;
-    return options_.table.find('.') == std::string::npos && options_.table == rel.relname();
+    const std::string& t = options_.table;  // "schema.table" or "table"
+    const std::string& nsp = rel.nspname();
+    if (t.size() == nsp.size() + 1 + rel.relname().size() && t.compare(0, nsp.size(), nsp) == 0 &&
+        t[nsp.size()] == '.' && t.compare(nsp.size() + 1, std::string::npos, rel.relname()) == 0) {
+      return true;
+    }
+    return t.find('.') == std::string::npos && t == rel.relname();
   }
 
   bool PatternMatches(const pb::Change& c) const {
