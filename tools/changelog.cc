@@ -264,6 +264,7 @@ class Grep {
           from, std::min(to, meta.last_commit_lsn()),
           [&](const pb::TxnHeader& h) {
             if (!wanted(h)) return false;
+            if (!h.tables_listed()) return true;  // an older agent's header: read it
             for (const pb::TxnTable& t : h.tables()) {
               if (t.relid() == relid) return true;
             }

@@ -11,7 +11,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -710,9 +712,9 @@ class ChangelogKeyErasTest : public SharedHistoryTest<&g_eras, MakeKeyEras> {
   // `changelog grep --format json args...`, one "xid OP col=value ..." per
   // change: the new row's values, or the old row's for a DELETE.
   std::vector<std::string> Rows(const std::vector<std::string>& args,
-                                const std::vector<std::string>& columns) {
-    std::vector<std::string> argv = {kChangelogBin, "--store", g_eras->store, "grep",
-                                     "--format", "json"};
+                                const std::vector<std::string>& columns,
+                                const std::string& store = g_eras->store) {
+    std::vector<std::string> argv = {kChangelogBin, "--store", store, "grep", "--format", "json"};
     argv.insert(argv.end(), args.begin(), args.end());
     CommandResult r = RunCommand(argv, "", seconds(30));
     EXPECT_EQ(r.exit_code, 0) << r;
@@ -750,6 +752,25 @@ TEST_F(ChangelogKeyErasTest, KeyFindsTheRowBeforeTheTableHadAKey) {
             (std::vector<std::string>{"xid " + X("K1") + " insert id=2 amount=20",
                                       "xid " + X("K3") + " update id=2 amount=21"}));
   EXPECT_EQ(Rows({"--table", "ledger", "--key", "4"}, cols), std::vector<std::string>{});
+}
+
+// Transaction headers written by an older agent do not list the tables
+// they changed: those transactions are read, not skipped.
+TEST_F(ChangelogKeyErasTest, KeyReadsHeadersThatDoNotListTheirTables) {
+  if (g_eras->agent->IsRunning()) {
+    ASSERT_OK(g_eras->agent->Kill(SIGTERM));
+    ASSERT_TRUE(g_eras->agent->WaitExit(seconds(10)).has_value());
+  }
+  const std::string old_store = g_eras->dir.path() + "/store-of-an-older-agent";
+  std::filesystem::copy(g_eras->store, old_store, std::filesystem::copy_options::recursive);
+  int stripped = 0;
+  ASSERT_OK(StripTxnTableLists(old_store, &stripped));
+  ASSERT_GE(stripped, 5);
+  EXPECT_EQ(Rows({"--table", "ledger", "--key", "3"}, {"id", "amount"}, old_store),
+            (std::vector<std::string>{"xid " + X("K1") + " insert id=3 amount=30",
+                                      "xid " + X("K2") + " delete id=3 amount=30"}));
+  EXPECT_EQ(Rows({"--table", "tags", "--key", "1"}, {"id", "code"}, old_store),
+            std::vector<std::string>{"xid " + X("K4") + " insert id=2 code=1"});
 }
 
 TEST_F(ChangelogKeyErasTest, FiltersApplyInEveryEra) {

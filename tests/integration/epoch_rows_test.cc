@@ -6,7 +6,6 @@
 // table's layout changing without a captured schema change, --tables.
 #include <gtest/gtest.h>
 
-#include <rocksdb/db.h>
 
 #include <chrono>
 #include <csignal>
@@ -17,7 +16,6 @@
 
 #include "tests/integration/e2e_helpers.h"
 #include "tests/integration/pg_cluster.h"
-#include "storage/store.h"
 
 namespace pgtrail::testing {
 namespace {
@@ -359,24 +357,9 @@ TEST(EpochRowsTest, FindsEachEpochsTablesFromHeadersOrTheRowIndex) {
   // The store as an older agent would have left it.
   ASSERT_OK(source.agent().Kill(SIGTERM));
   ASSERT_TRUE(source.agent().WaitExit(std::chrono::seconds(10)).has_value());
-  {
-    auto store = Store::OpenForWrite(source.store(), /*create=*/false);
-    ASSERT_OK(store);
-    std::unique_ptr<rocksdb::Iterator> it((*store)->db()->NewIterator(
-        rocksdb::ReadOptions(), (*store)->cf(Family::kTxn)));
-    int stripped = 0;
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      pb::TxnHeader h;
-      ASSERT_TRUE(h.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())));
-      if (!h.tables_listed()) continue;
-      h.clear_tables();
-      h.clear_tables_listed();
-      ASSERT_TRUE((*store)->db()->Put(rocksdb::WriteOptions(), (*store)->cf(Family::kTxn),
-                                      it->key(), h.SerializeAsString()).ok());
-      stripped++;
-    }
-    EXPECT_GE(stripped, 4);
-  }
+  int stripped = 0;
+  ASSERT_OK(StripTxnTableLists(source.store(), &stripped));
+  EXPECT_GE(stripped, 4);
   RestoreEveryInstant(&source, "unlisted", instants);
 }
 

@@ -24,6 +24,10 @@
 #include <thread>
 #include <utility>
 
+#include <rocksdb/db.h>
+
+#include "storage/store.h"
+
 namespace pgtrail::testing {
 namespace {
 
@@ -776,6 +780,28 @@ std::vector<std::string> Lines(const std::string& text) {
 
 bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
+}
+
+Status StripTxnTableLists(const std::string& path, int* stripped) {
+  *stripped = 0;
+  ASSIGN_OR_RETURN(auto store, Store::OpenForWrite(path, /*create=*/false));
+  std::unique_ptr<rocksdb::Iterator> it(
+      store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Family::kTxn)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    pb::TxnHeader h;
+    if (!h.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return Status::Corruption("unreadable transaction header");
+    }
+    if (!h.tables_listed()) continue;
+    h.clear_tables();
+    h.clear_tables_listed();
+    rocksdb::Status st =
+        store->db()->Put(rocksdb::WriteOptions(), store->cf(Family::kTxn), it->key(),
+                         h.SerializeAsString());
+    if (!st.ok()) return Status::IOError(st.ToString());
+    (*stripped)++;
+  }
+  return it->status().ok() ? Status::OK() : Status::IOError(it->status().ToString());
 }
 
 }  // namespace pgtrail::testing

@@ -229,6 +229,10 @@ std::vector<std::string> Lines(const std::string& text);
 // by thread name.
 std::multimap<std::string, int> ThreadPolicies(pid_t pid);
 bool Contains(const std::string& haystack, const std::string& needle);
+// Makes the stopped agent's store at `path` look as an older agent left it:
+// its transaction headers do not list the tables they changed. *stripped:
+// how many headers did.
+Status StripTxnTableLists(const std::string& path, int* stripped);
 
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& stdin_text = "",
                          std::chrono::milliseconds timeout = std::chrono::seconds(120));
