@@ -49,7 +49,7 @@ class Agent {
                  options_.slot, options_.publication);
     int backoff_ms = 1000;
     std::mt19937 rng(std::random_device{}());
-    while (!stop_->load()) {
+    while (!stop_->load() && !endpos_reached_) {
       const auto session_start = Clock::now();
       Status st = Session();
       if (st.ok()) break;  // clean stop
@@ -57,6 +57,10 @@ class Agent {
       capture_->ResetStream();
       Status flushed = capture_->Flush();
       if (!flushed.ok()) return flushed;
+      if (reread_) {
+        reread_ = false;
+        continue;
+      }
       if (IsFatal(st)) return st;
       if (MsSince(session_start) > 60000) backoff_ms = 1000;
       const int wait = backoff_ms + static_cast<int>(rng() % 250);
@@ -220,6 +224,49 @@ class Agent {
     return Status::OK();
   }
 
+  // --endpos (a transaction is in when its commit ends at or before it;
+  // commits come in LSN order): called for each message before capture takes
+  // it. Sets *passed when this message shows that every commit up to
+  // --endpos has been taken, and then stops the session.
+  Status AtEndpos(const pgoutput::Message& msg, const StreamFrame& frame, bool* passed) {
+    *passed = false;
+    if (msg.type == pgoutput::MessageType::kCommit && msg.commit.end_lsn > options_.endpos) {
+      // --endpos falls inside this commit record, so its transaction is
+      // after it. It cannot be taken out of the group it is mixed into: read
+      // again from what is written, and stop before this commit.
+      spdlog::info("--endpos {} falls inside the commit record at {}: its transaction is left "
+                   "for the next run",
+                   FormatLsn(options_.endpos), FormatLsn(msg.commit.commit_lsn));
+      endpos_commit_ = msg.commit.commit_lsn;
+      reread_ = true;
+      return Status::Unavailable("reading again up to the commit before --endpos");
+    }
+    if (capture_->in_transaction()) return Status::OK();
+    const uint64_t starts_at =
+        msg.type == pgoutput::MessageType::kBegin ? msg.begin.final_lsn : frame.wal_start;
+    if (starts_at < std::min(options_.endpos, endpos_commit_)) return Status::OK();
+    *passed = true;
+    // Confirming past a commit record's start would skip its transaction
+    // for good.
+    return StopAtEndpos(std::min(options_.endpos, endpos_commit_));
+  }
+
+  // Makes everything taken durable, confirms up to `confirm` (when above what
+  // is durable: only positions no stored transaction's commit lies beyond),
+  // and ends the stream.
+  Status StopAtEndpos(uint64_t confirm) {
+    RETURN_IF_ERROR(Flush());
+    reported_ = std::max(reported_, confirm);
+    RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()), reported_,
+                                        false));
+    RETURN_IF_ERROR(stream_->Finish());
+    endpos_reached_ = true;
+    spdlog::info("reached --endpos {}: every transaction committed up to it is stored; slot "
+                 "confirmed at {}",
+                 FormatLsn(options_.endpos), FormatLsn(reported_));
+    return Status::OK();
+  }
+
   Status Stream() {
     pgoutput::Message msg;
     StreamFrame frame;
@@ -253,8 +300,18 @@ class Agent {
           capture_->set_source_clock(PgTimeToUnixUs(frame.send_time));
           Status st = pgoutput::Decode(frame.payload, &msg);
           if (!st.ok()) return st.WithContext("at " + FormatLsn(frame.wal_start));
+          if (options_.endpos != 0) {
+            bool passed = false;
+            RETURN_IF_ERROR(AtEndpos(msg, frame, &passed));
+            if (passed) return Status::OK();
+          }
           const bool was_empty = capture_->pending_txns() == 0;
           RETURN_IF_ERROR(capture_->OnMessage(msg));
+          if (options_.endpos != 0 && msg.type == pgoutput::MessageType::kCommit &&
+              msg.commit.end_lsn == options_.endpos) {
+            // The last commit that can end at or before it: nothing to wait for.
+            return StopAtEndpos(options_.endpos);
+          }
           group_started = was_empty && capture_->pending_txns() > 0;
           server_wal_end = std::max(server_wal_end, frame.wal_end);
           // A large transaction spilled its batch, and with it every complete
@@ -284,6 +341,12 @@ class Agent {
           }
           // The walsender pings when our flush position trails what it has
           // sent; answering at once lets the slot follow an idle server.
+          if (options_.endpos != 0 && !capture_->in_transaction() &&
+              frame.wal_end >= options_.endpos) {
+            // Everything before wal_end is decoded and was sent before this
+            // keepalive: every commit ending at or before --endpos is here.
+            return StopAtEndpos(frame.wal_end);
+          }
           if (frame.reply_requested || advanced) {
             RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()),
                                                 reported_, false));
@@ -294,6 +357,14 @@ class Agent {
         case StreamFrame::kEnd:
           return Status::Unavailable("the server ended the replication stream");
         case StreamFrame::kNone:
+          if (options_.endpos != 0 && !capture_->in_transaction() &&
+              MsSince(last_reply_request_) >= 1000) {
+            // Idle short of --endpos: a keepalive tells how far the server
+            // has decoded (an idle walsender sends none by itself).
+            RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()),
+                                                reported_, /*reply_requested=*/true));
+            last_reply_request_ = last_status_ = Clock::now();
+          }
           break;
       }
       // One clock read per frame (three were ~2% of the agent's time).
@@ -339,7 +410,14 @@ class Agent {
   std::unique_ptr<ReplicationStream> stream_;
   uint64_t reported_ = 0;
   bool ddl_checked_ = false;
+  bool endpos_reached_ = false;
+  // --endpos falls inside the commit record that starts here (UINT64_MAX:
+  // not seen): its transaction is not stored, and the session that found
+  // it is read again (reread_) up to it.
+  uint64_t endpos_commit_ = UINT64_MAX;
+  bool reread_ = false;
   Clock::time_point last_status_;
+  Clock::time_point last_reply_request_;
 };
 
 }  // namespace

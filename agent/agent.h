@@ -23,14 +23,20 @@ struct AgentOptions {
   size_t max_group_bytes = 16u << 20;
   int max_group_delay_ms = 200;
   std::string cpu_scheduling = "batch";  // see ApplyCpuScheduling (storage/cli.h)
+  // Nonzero: stop, as pg_recvlogical --endpos does, once every transaction
+  // whose commit record starts at or before this LSN is durable in the store
+  // and confirmed to the slot; RunAgent then returns OK. A transaction that
+  // commits after it is not stored (the slot sends it again next time).
+  uint64_t endpos = 0;
 };
 
 // Checks what can be checked before connecting (slot name syntax, ...).
 Status ValidateAgentOptions(const AgentOptions& options);
 
-// Runs until *stop becomes true (then returns OK after a clean stop) or an
-// error that retrying cannot fix (a different cluster, a lost slot, a foreign
-// store). Connection losses are retried with backoff.
+// Runs until *stop becomes true or options.endpos is reached (then returns OK
+// after a clean stop) or an error that retrying cannot fix (a different
+// cluster, a lost slot, a foreign store). Connection losses are retried with
+// backoff.
 Status RunAgent(const AgentOptions& options, const std::atomic<bool>* stop);
 
 // Records a named restore point in the source's stream: a transactional

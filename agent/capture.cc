@@ -125,6 +125,7 @@ void Capture::ResetStream() {
     rowidx_entries_.clear();
     chunk_.clear();
     chunk_count_ = 0;
+    stats_.txns_stored -= pending_txns_;  // they come again
     pending_txns_ = 0;
     // Back to the last batch written: durable, or unlogged and to become
     // durable with the next memtable flush. Counters in meta_ advanced by

@@ -63,13 +63,14 @@ int main(int argc, char** argv) {
   const char* kProgram = "pgtrail-agent";
   if (argc > 1 && std::string(argv[1]) == "mark") return RunMarkCommand(argc - 1, argv + 1);
   pgtrail::AgentOptions options;
-  std::string config_file;
+  std::string config_file, endpos;
   po::options_description desc(
       "Usage: pgtrail-agent --source CONNINFO --store DIR [options]\n"
       "       pgtrail-agent mark NAME --source CONNINFO   (see pgtrail-agent mark --help)\n\n"
       "Keeps the complete history of one PostgreSQL database: creates the publication\n"
       "and logical replication slot on first start, takes a base snapshot, then streams\n"
-      "every committed change into the store until stopped (SIGTERM or SIGINT).\n\n"
+      "every committed change into the store until stopped (SIGTERM or SIGINT), or\n"
+      "until --endpos.\n\n"
       "Options");
   desc.add_options()
       ("source", po::value(&options.source),
@@ -87,6 +88,10 @@ int main(int argc, char** argv) {
        "milliseconds between unprompted status updates to the server")
       ("progress-interval", po::value(&options.progress_interval_ms)->default_value(30000),
        "milliseconds between progress log lines")
+      ("endpos", po::value(&endpos),
+       "stop once every transaction committed up to this LSN (as pg_current_wal_lsn() "
+       "returned it after the commit) is stored and confirmed, then exit 0, as "
+       "pg_recvlogical --endpos does")
       ("cpu-scheduling", po::value(&options.cpu_scheduling)->default_value("batch"),
        pgtrail::kCpuSchedulingHelp)
       ("verbose,v", "log debug messages")
@@ -99,6 +104,11 @@ int main(int argc, char** argv) {
   if (!vm.count("store")) {
     std::fprintf(stderr, "%s: --store is required\nHINT: see pgtrail-agent --help\n", kProgram);
     return pgtrail::kUsageExitCode;
+  }
+  if (!endpos.empty()) {
+    if (pgtrail::Status st = pgtrail::ParseLsn(endpos, &options.endpos); !st.ok()) {
+      return pgtrail::ReportError(kProgram, st.WithContext("--endpos"));
+    }
   }
   if (pgtrail::Status st = pgtrail::ValidateAgentOptions(options); !st.ok()) {
     return pgtrail::ReportError(kProgram, st);

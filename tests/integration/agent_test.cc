@@ -250,6 +250,26 @@ class AgentTest : public ::testing::Test {
     }
   }
 
+  // Runs the agent with --endpos `lsn` and expects it to stop by itself,
+  // cleanly, having reached it.
+  void RunToEndpos(const std::string& lsn) {
+    SCOPED_TRACE("--endpos " + lsn);
+    const int reached = CountOf(agent_.LogContents(), "reached --endpos " + lsn + ":");
+    std::vector<std::string> args = AgentArgs();
+    args.insert(args.end(), {"--endpos", lsn});
+    ASSERT_OK(agent_.Start(args));
+    ASSERT_EQ(agent_.WaitExit(seconds(60)), 0) << agent_.LogContents();
+    EXPECT_EQ(CountOf(agent_.LogContents(), "reached --endpos " + lsn + ":"), reached + 1)
+        << agent_.LogContents();
+  }
+
+  // The slot's confirmed_flush_lsn compared with `lsn` by `op`: "t" or "f".
+  std::string SlotConfirmed(const std::string& op, const std::string& lsn) {
+    return cluster_.Scalar("postgres", "SELECT confirmed_flush_lsn " + op + " '" + lsn +
+                                           "'::pg_lsn FROM pg_replication_slots "
+                                           "WHERE slot_name = 'pgtrail'");
+  }
+
   // Inserts rows [first, last] into t, one transaction each.
   void InsertRows(int first, int last) {
     ASSERT_OK_AND_ASSIGN(auto conn, cluster_.Connect(kDb));
@@ -691,6 +711,61 @@ TEST_F(AgentTest, ThreadsRunUnderSchedBatchUnlessToldToInherit) {
   EXPECT_GE(policies.size(), 4u);
   for (const auto& [name, policy] : policies) EXPECT_EQ(policy, SCHED_OTHER) << name;
   ExpectEachIdInsertedOnce(ChangesOf("t"), 1, 2000);
+}
+
+// 8. --endpos, as pg_recvlogical's: the agent stores every transaction whose
+// commit ends at or before the LSN, confirms it to the slot and exits 0 by
+// itself. A transaction in progress there, or whose commit record the LSN
+// falls inside, is left to the next run, which stores it exactly once.
+TEST_F(AgentTest, EndposStoresTheCommitsUpToItAndExits) {
+  ASSERT_OK(cluster_.Exec(kDb, "CREATE TABLE t (id int PRIMARY KEY, v text)"));
+  // The first start, on an idle server: the base snapshot, then a stop.
+  RunToEndpos(cluster_.CurrentWalLsn(kDb));
+  EXPECT_EQ(ChangesOf("t").inserts, 0);
+
+  InsertRows(1, 100);
+  const std::string after_100 = cluster_.CurrentWalLsn(kDb);
+  ASSERT_OK_AND_ASSIGN(auto conn, cluster_.Connect(kDb));
+  auto insert_lsn = [&conn]() {
+    Result<PgResult> res = conn->Query("SELECT pg_current_wal_insert_lsn()::text");
+    return res.ok() ? res->GetString(0, 0) : std::string();
+  };
+  // A large transaction, still open at `inside_big`.
+  ASSERT_OK(conn->Exec("BEGIN"));
+  ASSERT_OK(conn->Exec("INSERT INTO t SELECT g, 'big' FROM generate_series(101, 20100) g"));
+  const std::string inside_big = insert_lsn();
+  ASSERT_OK(conn->Exec("COMMIT"));
+  InsertRows(20101, 20110);
+  // One more, whose commit record is the next record after its insert.
+  ASSERT_OK(conn->Exec("BEGIN"));
+  ASSERT_OK(conn->Exec("INSERT INTO t VALUES (20111, 'last')"));
+  const uint64_t last_commit = ParseLsnText(insert_lsn());
+  ASSERT_OK(conn->Exec("COMMIT"));
+  ASSERT_NE(last_commit, 0u);
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%X/%X", static_cast<unsigned>((last_commit + 1) >> 32),
+                static_cast<unsigned>(last_commit + 1));
+  const std::string inside_last_commit = buf;
+
+  RunToEndpos(after_100);
+  ExpectEachIdInsertedOnce(ChangesOf("t"), 1, 100);
+  EXPECT_EQ(SlotConfirmed(">=", after_100), "t") << SlotState();
+
+  RunToEndpos(inside_big);
+  ExpectEachIdInsertedOnce(ChangesOf("t"), 1, 100);
+  EXPECT_EQ(SlotConfirmed("<=", inside_big), "t") << SlotState();
+
+  RunToEndpos(inside_last_commit);
+  ExpectEachIdInsertedOnce(ChangesOf("t"), 1, 20110);
+  EXPECT_NE(agent_.LogContents().find("falls inside the commit record"), std::string::npos)
+      << agent_.LogContents();
+  EXPECT_EQ(SlotConfirmed("<", inside_last_commit), "t") << SlotState();
+
+  // Without --endpos: the rest, once.
+  StartAgentAndWaitStreaming();
+  CatchUp();
+  ExpectEachIdInsertedOnce(ChangesOf("t"), 1, 20111);
+  ExpectRestoreEqualsSourceNow();
 }
 
 }  // namespace

@@ -507,6 +507,18 @@ TEST_F(CliErrorsTest, AgentRejectsMalformedSourceWithoutCreatingTheStore) {
   EXPECT_FALSE(fs::exists(store_path));
 }
 
+TEST_F(CliErrorsTest, AgentRejectsMalformedEndposWithoutCreatingTheStore) {
+  const std::string store_path = NewDir("pgtrail-cli-endpos-") + "/store";
+  for (const char* bad : {"16B374D848", "0/XYZ", "/1", "123456789/0"}) {
+    CommandResult r = Agent({"--source", "dbname=app", "--store", store_path, "--endpos", bad});
+    EXPECT_TRUE(IsRefusal(r, 2,
+                          std::string("--endpos: invalid LSN \"") + bad +
+                              "\": expected two hexadecimal numbers like 16/B374D848"))
+        << bad;
+  }
+  EXPECT_FALSE(fs::exists(store_path));
+}
+
 TEST_F(CliErrorsTest, AgentRejectsUnknownFlag) {
   EXPECT_TRUE(IsRefusal(Agent({"--store", "/tmp/whatever", "--bogus"}), 1, "bogus"));
 }
@@ -515,7 +527,7 @@ TEST_F(CliErrorsTest, AgentHelpListsItsOptions) {
   CommandResult r = Agent({"--help"});
   EXPECT_EQ(r.exit_code, 0) << r;
   for (const char* option : {"--source", "--store", "--slot", "--publication", "--config",
-                             "--cpu-scheduling"}) {
+                             "--endpos", "--cpu-scheduling"}) {
     EXPECT_TRUE(Contains(r.stdout_text, option)) << option << "\n" << r;
   }
 }
