@@ -35,7 +35,7 @@
 #      after it; pg_dump -Fc; one more commit after T (the recovery target of
 #      pgBackRest needs one);
 #   4. capture drain: pg_recvlogical (pgoutput, a copy of the slot) to
-#      /dev/null, then pgtrail-agent, each until its slot reaches the end LSN;
+#      /dev/null, then pgtrail-agent, each with --endpos at the end LSN;
 #      peak RSS, store growth; then both again over TCP;
 #   5. wal2json decode of the same backlog to a file (untimed), audit query;
 #   6. restores to T: pitr-restore vs pg_restore -j2 vs pgBackRest, and
@@ -390,31 +390,33 @@ drain_peer() {
   PEER_RSS="$(tail -1 "$WORK/peer.rss")"
   q -d bench -c "SELECT pg_drop_replication_slot('bench_peer')" >/dev/null
 }
-# drain_agent FRESH: one agent drain until its slot reaches the end of the
-# backlog (FRESH=1: from the saved store and slot, as they were before it).
+# drain_agent FRESH: one agent drain, timed as pg_recvlogical's: from
+# process start to exit, with --endpos at the end of the backlog (the agent
+# exits once everything up to it is durable in the store and confirmed to
+# the slot). FRESH=1: from the saved store and slot, as they were before it.
+# Then, untimed, the agent runs on until the store covers T (the commit after
+# it), and is left running.
 drain_agent() {
   if [ "$1" = 1 ]; then
     rm -rf "$STORE" && cp -a "$WORK/store.saved" "$STORE"
     q -d bench -c "SELECT pg_drop_replication_slot('pgtrail')" \
       -c "SELECT pg_copy_logical_replication_slot('bench_saved', 'pgtrail')" >/dev/null
   fi
-  local t0 waiter first="" st=0
+  local t0 st=0
   t0=$(now)
-  agent_start
-  slot_wait "$END_LSN" pgtrail 7200 &
-  waiter=$!
-  BG_PIDS+=("$waiter")
-  wait -n -p first "$waiter" "$AGENT_PID" || st=$?
-  BG_PIDS=()
-  if [ "$first" != "$waiter" ]; then
-    AGENT_PID=""
-    tail -5 "$WORK/agent.log" >&2
-    die "the agent exited during the drain; see $WORK/agent.log"
-  fi
-  [ "$st" = 0 ] || die "the agent did not reach $END_LSN"
+  /usr/bin/time -f '%M' -o "$WORK/agent.rss" \
+    "$AGENT" --source "$AGENT_SOURCE" --store "$STORE" --slot pgtrail --endpos "$END_LSN" \
+      --progress-interval 5000 >>"$WORK/agent.log" 2>&1 || st=$?
   AGENT_S="$(since "$t0")"
-  AGENT_RSS="$(agent_hwm_kb "$AGENT_PID")"
-  # Untimed: the store must cover T (the commit after it) before it stops.
+  if [ "$st" != 0 ]; then
+    tail -5 "$WORK/agent.log" >&2
+    die "the agent failed during the drain (exit status $st); see $WORK/agent.log"
+  fi
+  AGENT_RSS="$(tail -1 "$WORK/agent.rss")"
+  # It confirmed the end before it exited; the walsender has applied that
+  # by now, or within moments.
+  slot_wait "$END_LSN" pgtrail 10
+  agent_start
   slot_wait "$SENTINEL_LSN" pgtrail 600
 }
 for rep in $(seq 1 "$DRAIN_REPS"); do
