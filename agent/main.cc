@@ -109,6 +109,10 @@ int main(int argc, char** argv) {
     if (pgtrail::Status st = pgtrail::ParseLsn(endpos, &options.endpos); !st.ok()) {
       return pgtrail::ReportError(kProgram, st.WithContext("--endpos"));
     }
+    if (options.endpos == 0) {
+      return pgtrail::ReportError(
+          kProgram, pgtrail::Status::InvalidArgument("invalid --endpos 0/0: expected an LSN above 0/0"));
+    }
   }
   if (pgtrail::Status st = pgtrail::ValidateAgentOptions(options); !st.ok()) {
     return pgtrail::ReportError(kProgram, st);

@@ -516,6 +516,8 @@ TEST_F(CliErrorsTest, AgentRejectsMalformedEndposWithoutCreatingTheStore) {
                               "\": expected two hexadecimal numbers like 16/B374D848"))
         << bad;
   }
+  EXPECT_TRUE(IsRefusal(Agent({"--source", "dbname=app", "--store", store_path, "--endpos", "0/0"}),
+                        2, "invalid --endpos 0/0: expected an LSN above 0/0"));
   EXPECT_FALSE(fs::exists(store_path));
 }
 
