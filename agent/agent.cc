@@ -339,14 +339,14 @@ class Agent {
             reported_ = frame.wal_end;
             advanced = true;
           }
-          // The walsender pings when our flush position trails what it has
-          // sent; answering at once lets the slot follow an idle server.
           if (options_.endpos != 0 && !capture_->in_transaction() &&
               frame.wal_end >= options_.endpos) {
             // Everything before wal_end is decoded and was sent before this
             // keepalive: every commit ending at or before --endpos is here.
-            return StopAtEndpos(frame.wal_end);
+            return StopAtEndpos(std::min(frame.wal_end, endpos_commit_));
           }
+          // The walsender pings when our flush position trails what it has
+          // sent; answering at once lets the slot follow an idle server.
           if (frame.reply_requested || advanced) {
             RETURN_IF_ERROR(stream_->SendStatus(std::max(reported_, capture_->received_lsn()),
                                                 reported_, false));
