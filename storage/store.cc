@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <system_error>
 
@@ -413,9 +414,13 @@ namespace {
 
 // Calls fn(seq, change) for each change of the chunks under `it` whose keys
 // start with `prefix`, leaving `it` after them; false from fn stops.
+bool Contains(std::string_view haystack, std::string_view needle) {
+  return ::memmem(haystack.data(), haystack.size(), needle.data(), needle.size()) != nullptr;
+}
+
 Status ForEachChunkedChange(rocksdb::Iterator* it, const std::string& prefix,
                             const std::function<bool(uint32_t, const pb::Change&)>& fn,
-                            bool* stopped) {
+                            bool* stopped, std::string_view must_contain = {}) {
   std::vector<std::string_view> parts;
   // Each chunk's changes are parsed on an arena, let go of at the next chunk.
   // On the heap, parsing into one reused Change frees its tuples and their
@@ -427,10 +432,13 @@ Status ForEachChunkedChange(rocksdb::Iterator* it, const std::string& prefix,
     uint64_t lsn;
     uint32_t first;
     RETURN_IF_ERROR(keys::ParseChangeKey(ToView(it->key()), &lsn, &first));
+    const bool filter = !must_contain.empty();
+    if (filter && !Contains(ToView(it->value()), must_contain)) continue;
     RETURN_IF_ERROR(SplitChunk(ToView(it->value()), &parts));
     arena.Reset();
     pb::Change* change = google::protobuf::Arena::CreateMessage<pb::Change>(&arena);
     for (size_t i = 0; i < parts.size(); i++) {
+      if (filter && !Contains(parts[i], must_contain)) continue;
       RETURN_IF_ERROR(ParseStored(parts[i], "change", change));
       if (!fn(first + static_cast<uint32_t>(i), *change)) {
         *stopped = true;
@@ -456,7 +464,8 @@ Status Store::ForEachChange(uint64_t commit_lsn,
 
 Status Store::ForEachChangeInRange(
     uint64_t from, uint64_t to, const std::function<bool(const pb::TxnHeader&)>& want,
-    const std::function<bool(const pb::TxnHeader&, uint32_t, const pb::Change&)>& fn) {
+    const std::function<bool(const pb::TxnHeader&, uint32_t, const pb::Change&)>& fn,
+    std::string_view must_contain) {
   std::unique_ptr<rocksdb::Iterator> changes(
       db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kChange)));
   bool positioned = false;
@@ -472,7 +481,8 @@ Status Store::ForEachChangeInRange(
     bool stopped = false;
     inner = ForEachChunkedChange(
         changes.get(), prefix,
-        [&](uint32_t seq, const pb::Change& change) { return fn(h, seq, change); }, &stopped);
+        [&](uint32_t seq, const pb::Change& change) { return fn(h, seq, change); }, &stopped,
+        must_contain);
     return inner.ok() && !stopped;
   }));
   RETURN_IF_ERROR(inner);

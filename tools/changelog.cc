@@ -112,6 +112,22 @@ class Pattern {
   bool compiled_ = true;
 };
 
+}  // namespace
+
+std::string PatternLiteral(std::string_view pattern) {
+  if (!pattern.empty() && pattern.front() == '^') pattern.remove_prefix(1);
+  if (!pattern.empty() && pattern.back() == '$') pattern.remove_suffix(1);
+  // Printable ASCII, no ERE metacharacter, nothing JSON escapes (schema
+  // changes are matched on their query as decoded from JSON).
+  constexpr std::string_view kSpecial = ".[]()*+?{}|\\^$\"";
+  for (char c : pattern) {
+    if (c < 0x20 || c > 0x7e || kSpecial.find(c) != std::string_view::npos) return "";
+  }
+  return std::string(pattern);
+}
+
+namespace {
+
 class Grep {
  public:
   Grep(const ChangelogOptions& options, Store* store, std::ostream& out)
@@ -147,7 +163,8 @@ class Grep {
         [&](const pb::TxnHeader& h, uint32_t seq, const pb::Change& c) {
           inner = OneChange(h, seq, c);
           return inner.ok();
-        }));
+        },
+        PatternLiteral(options_.pattern)));
     return inner;
   }
 

@@ -30,6 +30,13 @@ Status RunChangelogGrep(const ChangelogOptions& options, std::ostream& out);
 // Escapes s as the inside of a JSON string.
 std::string JsonEscape(std::string_view s);
 
+// The text that every match of the POSIX extended regular expression
+// `pattern` contains, when the pattern is one literal of printable ASCII
+// (anchored by ^ and $ at most) that JSON stores as it is; "" for any other
+// pattern. A change whose stored bytes lack it cannot match, so the search
+// skips it unparsed.
+std::string PatternLiteral(std::string_view pattern);
+
 }  // namespace pgtrail
 
 #endif  // PGTRAIL_TOOLS_CHANGELOG_H_

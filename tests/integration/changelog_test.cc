@@ -643,6 +643,25 @@ TEST_F(ChangelogTest, PatternMatchesAValue) {
   EXPECT_EQ(json[0].Get("new")->Str("owner"), "robert");
 }
 
+// A PATTERN that is one literal is looked for in each change's stored bytes
+// before the change is parsed: it must find exactly what the same search as
+// a regular expression finds, where nothing can be skipped.
+TEST_F(ChangelogTest, LiteralPatternsFindWhatTheRegularExpressionFinds) {
+  const std::vector<std::string> all = AllSummaries();
+  EXPECT_EQ(Summaries(GrepText({"robert"})), std::vector<std::string>{all[3]});
+  EXPECT_EQ(Summaries(GrepText({"^410$"})), std::vector<std::string>{all[5]});
+  EXPECT_EQ(Summaries(GrepText({"C:"})), std::vector<std::string>{all[12]});
+  // beta: the insert, and the update's old row (REPLICA IDENTITY FULL).
+  EXPECT_EQ(Summaries(GrepText({"beta"})), (std::vector<std::string>{all[8], all[9]}));
+  for (const std::string pattern : {"robert", "^robert$", "login", "beta", "41", "^1$", "1",
+                                    "say ", "C:", "no-such-value"}) {
+    SCOPED_TRACE(pattern);
+    EXPECT_EQ(Grep({pattern}), Grep({"(" + pattern + ")"}));
+    EXPECT_EQ(Grep({pattern, "--format", "json"}), Grep({"(" + pattern + ")", "--format", "json"}));
+    EXPECT_EQ(Grep({pattern, "--table", "events"}), Grep({"(" + pattern + ")", "--table", "events"}));
+  }
+}
+
 TEST_F(ChangelogTest, KeyListsOneRowsHistoryThroughTheRowIndex) {
   // Row 4: inserted and updated in T4; row 3: inserted in T1, deleted in T5.
   EXPECT_EQ(Summaries(GrepText({"--table", "accounts", "--key", "4"})),
@@ -783,6 +802,23 @@ TEST_F(ChangelogKeyErasTest, FiltersApplyInEveryEra) {
   EXPECT_EQ(Rows({"--table", "ledger", "--key", "1", "--since", g_eras->txns.at("K2").after},
                  cols),
             std::vector<std::string>{"xid " + X("K3") + " update id=1 amount=13"});
+}
+
+// Schema changes are matched on their query: a literal PATTERN finds them
+// as the regular expression does.
+TEST_F(ChangelogKeyErasTest, LiteralPatternsFindSchemaChanges) {
+  auto grep = [](const std::string& pattern) {
+    CommandResult r = RunCommand({kChangelogBin, "--store", g_eras->store, "grep", pattern},
+                                 "", seconds(30));
+    EXPECT_EQ(r.exit_code, 0) << r;
+    return r.stdout_text;
+  };
+  const std::string ddl = grep("REPLICA IDENTITY");
+  EXPECT_TRUE(Contains(ddl, "REPLICA IDENTITY FULL")) << ddl;
+  EXPECT_TRUE(Contains(ddl, "REPLICA IDENTITY DEFAULT")) << ddl;
+  EXPECT_EQ(ddl, grep("(REPLICA IDENTITY)"));
+  EXPECT_EQ(grep("ADD PRIMARY KEY"), grep("(ADD PRIMARY KEY)"));
+  EXPECT_NE(grep("ADD PRIMARY KEY"), "");
 }
 
 TEST_F(ChangelogKeyErasTest, KeyMeansTheCurrentKeyInEveryEra) {
