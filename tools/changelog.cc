@@ -270,6 +270,11 @@ class Grep {
         ranges.emplace_back(v.lsn, to);
       }
     }
+    // A change with the key's values has the longest of them in its stored
+    // bytes: the others are skipped unparsed.
+    const std::string& longest = *std::max_element(
+        values.begin(), values.end(),
+        [](const std::string& a, const std::string& b) { return a.size() < b.size(); });
     Status inner;
     // The version of the change before, and where the key's columns are in it
     // (a transaction's changes of one table mostly share one).
@@ -307,7 +312,8 @@ class Grep {
               found.emplace(std::make_pair(h.commit_lsn(), seq), std::make_pair(h, c));
             }
             return true;
-          }));
+          },
+          longest));
       RETURN_IF_ERROR(inner);
     }
     for (const auto& [at, change] : found) {
