@@ -412,12 +412,13 @@ Status SplitChunk(std::string_view chunk, std::vector<std::string_view>* changes
 
 namespace {
 
-// Calls fn(seq, change) for each change of the chunks under `it` whose keys
-// start with `prefix`, leaving `it` after them; false from fn stops.
 bool Contains(std::string_view haystack, std::string_view needle) {
   return ::memmem(haystack.data(), haystack.size(), needle.data(), needle.size()) != nullptr;
 }
 
+// Calls fn(seq, change) for each change of the chunks under `it` whose keys
+// start with `prefix`, leaving `it` after them; false from fn stops. With
+// must_contain, chunks and changes without it are skipped unparsed.
 Status ForEachChunkedChange(rocksdb::Iterator* it, const std::string& prefix,
                             const std::function<bool(uint32_t, const pb::Change&)>& fn,
                             bool* stopped, std::string_view must_contain = {}) {
