@@ -412,16 +412,21 @@ Status SplitChunk(std::string_view chunk, std::vector<std::string_view>* changes
 
 namespace {
 
-bool Contains(std::string_view haystack, std::string_view needle) {
-  return ::memmem(haystack.data(), haystack.size(), needle.data(), needle.size()) != nullptr;
+// Whether `bytes` contain one of `needles` (true when there are none).
+bool ContainsAny(std::string_view bytes, const std::vector<std::string_view>& needles) {
+  if (needles.empty()) return true;
+  for (std::string_view n : needles) {
+    if (::memmem(bytes.data(), bytes.size(), n.data(), n.size()) != nullptr) return true;
+  }
+  return false;
 }
 
 // Calls fn(seq, change) for each change of the chunks under `it` whose keys
-// start with `prefix`, leaving `it` after them; false from fn stops. With
-// must_contain, chunks and changes without it are skipped unparsed.
+// start with `prefix`, leaving `it` after them; false from fn stops. Chunks
+// and changes that contain none of `any_of` (if given) are skipped unparsed.
 Status ForEachChunkedChange(rocksdb::Iterator* it, const std::string& prefix,
                             const std::function<bool(uint32_t, const pb::Change&)>& fn,
-                            bool* stopped, std::string_view must_contain = {}) {
+                            bool* stopped, const std::vector<std::string_view>& any_of = {}) {
   std::vector<std::string_view> parts;
   // Each chunk's changes are parsed on an arena, let go of at the next chunk.
   // On the heap, parsing into one reused Change frees its tuples and their
@@ -433,13 +438,12 @@ Status ForEachChunkedChange(rocksdb::Iterator* it, const std::string& prefix,
     uint64_t lsn;
     uint32_t first;
     RETURN_IF_ERROR(keys::ParseChangeKey(ToView(it->key()), &lsn, &first));
-    const bool filter = !must_contain.empty();
-    if (filter && !Contains(ToView(it->value()), must_contain)) continue;
+    if (!ContainsAny(ToView(it->value()), any_of)) continue;
     RETURN_IF_ERROR(SplitChunk(ToView(it->value()), &parts));
     arena.Reset();
     pb::Change* change = google::protobuf::Arena::CreateMessage<pb::Change>(&arena);
     for (size_t i = 0; i < parts.size(); i++) {
-      if (filter && !Contains(parts[i], must_contain)) continue;
+      if (!ContainsAny(parts[i], any_of)) continue;
       RETURN_IF_ERROR(ParseStored(parts[i], "change", change));
       if (!fn(first + static_cast<uint32_t>(i), *change)) {
         *stopped = true;
@@ -466,7 +470,7 @@ Status Store::ForEachChange(uint64_t commit_lsn,
 Status Store::ForEachChangeInRange(
     uint64_t from, uint64_t to, const std::function<bool(const pb::TxnHeader&)>& want,
     const std::function<bool(const pb::TxnHeader&, uint32_t, const pb::Change&)>& fn,
-    std::string_view must_contain) {
+    const std::vector<std::string_view>& any_of) {
   std::unique_ptr<rocksdb::Iterator> changes(
       db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kChange)));
   bool positioned = false;
@@ -483,7 +487,7 @@ Status Store::ForEachChangeInRange(
     inner = ForEachChunkedChange(
         changes.get(), prefix,
         [&](uint32_t seq, const pb::Change& change) { return fn(h, seq, change); }, &stopped,
-        must_contain);
+        any_of);
     return inner.ok() && !stopped;
   }));
   RETURN_IF_ERROR(inner);

@@ -101,13 +101,13 @@ class Store {
   // Calls fn(header, seq, change) for every change of every transaction with
   // from <= commit_lsn <= to, in LSN order, reading the transactions that
   // want(header) accepts with one forward cursor; stops when fn returns false.
-  // If must_contain is not empty, a change whose stored bytes do not contain
-  // it is skipped without being parsed: a prefilter for a search, since the
-  // values (and a message's prefix and content) are stored as they are.
+  // If any_of is not empty, a change whose stored bytes contain none of its
+  // strings is skipped without being parsed: a prefilter for a search, since
+  // the values (and a message's prefix and content) are stored as they are.
   Status ForEachChangeInRange(
       uint64_t from, uint64_t to, const std::function<bool(const pb::TxnHeader&)>& want,
       const std::function<bool(const pb::TxnHeader&, uint32_t, const pb::Change&)>& fn,
-      std::string_view must_contain = {});
+      const std::vector<std::string_view>& any_of = {});
   // Commit LSN of the first transaction, in LSN order, whose commit time is
   // later than t_us (Unix µs); nullopt if there is none.
   Result<std::optional<uint64_t>> FirstCommitLaterThan(int64_t t_us);

@@ -33,12 +33,15 @@ const char* OpName(pb::Change::Op op) {
   }
 }
 
+// The prefix of the logical messages that carry schema changes.
+constexpr std::string_view kDdlPrefix = "pgtrail.ddl";
+
 // What a change is, for people and for --op: the row operations, and for
 // logical messages: "ddl" (schema changes), "mark" (named restore points),
 // "message" (anything else).
 std::string ChangeKind(const pb::Change& c) {
   if (c.op() != pb::Change::MESSAGE) return OpName(c.op());
-  if (c.prefix() == "pgtrail.ddl") return "ddl";
+  if (c.prefix() == kDdlPrefix) return "ddl";
   if (c.prefix() == "pgtrail.mark") return "mark";
   return "message";
 }
@@ -117,9 +120,9 @@ class Pattern {
 std::string PatternLiteral(std::string_view pattern) {
   if (!pattern.empty() && pattern.front() == '^') pattern.remove_prefix(1);
   if (!pattern.empty() && pattern.back() == '$') pattern.remove_suffix(1);
-  // Printable ASCII, no ERE metacharacter, nothing JSON escapes (schema
-  // changes are matched on their query as decoded from JSON).
-  constexpr std::string_view kSpecial = ".[]()*+?{}|\\^$\"";
+  // Printable ASCII (bytes match characters whatever the locale) and no
+  // ERE metacharacter.
+  constexpr std::string_view kSpecial = ".[]()*+?{}|\\^$";
   for (char c : pattern) {
     if (c < 0x20 || c > 0x7e || kSpecial.find(c) != std::string_view::npos) return "";
   }
@@ -164,7 +167,7 @@ class Grep {
           inner = OneChange(h, seq, c);
           return inner.ok();
         },
-        PatternLiteral(options_.pattern)));
+        SearchPrefilter()));
     return inner;
   }
 
@@ -185,6 +188,15 @@ class Grep {
       it = layouts_.emplace(key, std::move(*rel)).first;
     }
     return &it->second;
+  }
+
+  // What a change that PATTERN can match contains, one of (none: no
+  // prefilter). Schema changes are matched on their query as decoded from
+  // JSON, where any character may be written escaped: they are always read.
+  std::vector<std::string_view> SearchPrefilter() {
+    literal_ = PatternLiteral(options_.pattern);
+    if (literal_.empty()) return {};
+    return {literal_, kDdlPrefix};
   }
 
   // --key: one row's history. The key's values are given in key-column
@@ -313,7 +325,7 @@ class Grep {
             }
             return true;
           },
-          longest));
+          {longest}));
       RETURN_IF_ERROR(inner);
     }
     for (const auto& [at, change] : found) {
@@ -569,6 +581,7 @@ class Grep {
   Store* store_;
   std::ostream& out_;
   std::unique_ptr<Pattern> pattern_;
+  std::string literal_;  // PatternLiteral of the pattern
   std::optional<int64_t> since_;
   std::optional<int64_t> until_;
   std::map<std::tuple<uint32_t, uint64_t, uint32_t>, pb::Relation> layouts_;

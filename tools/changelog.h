@@ -32,9 +32,10 @@ std::string JsonEscape(std::string_view s);
 
 // The text that every match of the POSIX extended regular expression
 // `pattern` contains, when the pattern is one literal of printable ASCII
-// (anchored by ^ and $ at most) that JSON stores as it is; "" for any other
-// pattern. A change whose stored bytes lack it cannot match, so the search
-// skips it unparsed.
+// (anchored by ^ and $ at most); "" for any other pattern. A row change or
+// message whose stored bytes lack it cannot match, so the search skips it
+// unparsed (schema changes are matched on their query decoded from JSON,
+// so the search always reads them).
 std::string PatternLiteral(std::string_view pattern);
 
 }  // namespace pgtrail

@@ -654,7 +654,7 @@ TEST_F(ChangelogTest, LiteralPatternsFindWhatTheRegularExpressionFinds) {
   // beta: the insert, and the update's old row (REPLICA IDENTITY FULL).
   EXPECT_EQ(Summaries(GrepText({"beta"})), (std::vector<std::string>{all[8], all[9]}));
   for (const std::string pattern : {"robert", "^robert$", "login", "beta", "41", "^1$", "1",
-                                    "say ", "C:", "no-such-value"}) {
+                                    "say \"hi\"", "C:", "no-such-value"}) {
     SCOPED_TRACE(pattern);
     EXPECT_EQ(Grep({pattern}), Grep({"(" + pattern + ")"}));
     EXPECT_EQ(Grep({pattern, "--format", "json"}), Grep({"(" + pattern + ")", "--format", "json"}));
@@ -721,6 +721,12 @@ Status MakeKeyEras(History* h) {
   RETURN_IF_ERROR(commit("K4", "INSERT INTO tags VALUES (1, 'x'), (2, '1')"));
   RETURN_IF_ERROR(conn->Exec("ALTER TABLE tags DROP CONSTRAINT tags_pkey, ADD PRIMARY KEY (code)"));
   RETURN_IF_ERROR(commit("K5", "UPDATE tags SET id = 10 WHERE code = 'x'"));
+  // A schema-change message whose JSON escapes what PostgreSQL's would not
+  // (any role can emit one): its query is "... 'escaped query'".
+  RETURN_IF_ERROR(conn->Exec(
+      "SELECT pg_logical_emit_message(true, 'pgtrail.ddl', '{\"event\":\"ddl_command_end\","
+      "\"tag\":\"COMMENT\",\"query\":\"COMMENT ON TABLE tags IS "
+      "\\u0027escaped\\u0020query\\u0027\"}')"));
   return FinishHistory(h);
 }
 
@@ -819,6 +825,10 @@ TEST_F(ChangelogKeyErasTest, LiteralPatternsFindSchemaChanges) {
   EXPECT_EQ(ddl, grep("(REPLICA IDENTITY)"));
   EXPECT_EQ(grep("ADD PRIMARY KEY"), grep("(ADD PRIMARY KEY)"));
   EXPECT_NE(grep("ADD PRIMARY KEY"), "");
+  // Found in the query as decoded, though its stored JSON has it escaped.
+  const std::string escaped = grep("escaped query");
+  EXPECT_TRUE(Contains(escaped, "COMMENT: COMMENT ON TABLE tags IS 'escaped query'")) << escaped;
+  EXPECT_EQ(escaped, grep("(escaped query)"));
 }
 
 TEST_F(ChangelogKeyErasTest, KeyMeansTheCurrentKeyInEveryEra) {
