@@ -259,8 +259,7 @@ Status Capture::OnRelation(const pgoutput::Relation& wire) {
       rel.set_seq(stored->second.seq());
     }
   }
-  const bool keyless = IsMultiset(rel) && rel.replica_identity() != 'f';
-  if (keyless) {
+  if (!RowIndexed(rel)) {
     WarnOnce(rel.relid(), "table " + rel.nspname() + "." + rel.relname() +
                               " has no replica identity: its UPDATEs and DELETEs cannot be "
                               "captured; HINT: ALTER TABLE ... REPLICA IDENTITY FULL, or add a "
@@ -359,8 +358,9 @@ Status Capture::ResolveUnchanged(const pb::Relation& rel, const pb::Tuple* old_t
   return Status::OK();
 }
 
-void Capture::PutRowIndex(uint32_t relid, const std::string& rowkey, uint32_t seq,
+void Capture::PutRowIndex(const pb::Relation& rel, const std::string& rowkey, uint32_t seq,
                           keys::RowOp op) {
+  const uint32_t relid = rel.relid();
   std::vector<pb::TxnTable>& tables = txn_->tables;
   if (txn_->last_table >= tables.size() || tables[txn_->last_table].relid() != relid) {
     txn_->last_table = 0;
@@ -376,6 +376,9 @@ void Capture::PutRowIndex(uint32_t relid, const std::string& rowkey, uint32_t se
   pb::TxnTable& table = tables[txn_->last_table];
   table.set_last_seq(seq);
   table.set_entries(table.entries() + 1);
+  // Its rows come from the changes (the header lists where, with entries
+  // counting them as if indexed).
+  if (!RowIndexed(rel)) return;
   const size_t offset = rowidx_.size();
   keys::AppendRowIdxKey(&rowidx_, relid, rowkey, txn_->commit_lsn, seq);
   rowidx_.push_back(static_cast<char>(op));
@@ -427,11 +430,13 @@ Status Capture::PutWireInsert(const pb::Relation& rel, const pgoutput::TupleData
   const uint32_t seq = txn_->next_seq++;
   std::string& rowkey = new_rowkey_;
   rowkey.clear();
-  RETURN_IF_ERROR(AppendRowKeyOf(
-      &rowkey, rel, static_cast<int>(cols.size()),
-      [&cols](int i) { return static_cast<char>(cols[i].kind); },
-      [&cols](int i) { return cols[i].data; }));
-  PutRowIndex(rel.relid(), rowkey, seq,
+  if (RowIndexed(rel)) {
+    RETURN_IF_ERROR(AppendRowKeyOf(
+        &rowkey, rel, static_cast<int>(cols.size()),
+        [&cols](int i) { return static_cast<char>(cols[i].kind); },
+        [&cols](int i) { return cols[i].data; }));
+  }
+  PutRowIndex(rel, rowkey, seq,
               IsMultiset(rel) ? keys::RowOp::kAddOne : keys::RowOp::kUpsert);
   StartChunkEntry(seq);
   AppendInsertToChunk(&chunk_, rel.relid(), rel.lsn(), rel.seq(), tuple);
@@ -487,7 +492,7 @@ Status Capture::OnInsert(const pgoutput::Insert& ins) {
   std::string& rowkey = new_rowkey_;
   rowkey.clear();
   RETURN_IF_ERROR(AppendTupleRowKey(&rowkey, *rel, change.new_tuple()));
-  PutRowIndex(rel->relid(), rowkey, seq,
+  PutRowIndex(*rel, rowkey, seq,
               IsMultiset(*rel) ? keys::RowOp::kAddOne : keys::RowOp::kUpsert);
   return PutChange(seq, change);
 }
@@ -537,17 +542,17 @@ Status Capture::OnUpdate(const pgoutput::Update& upd) {
       WarnOnce(rel->relid(), "UPDATE of " + rel->nspname() + "." + rel->relname() +
                                  " arrived without the old row (replica identity is not FULL); "
                                  "its history is incomplete");
-      PutRowIndex(rel->relid(), new_rowkey, seq, keys::RowOp::kAddOne);
+      PutRowIndex(*rel, new_rowkey, seq, keys::RowOp::kAddOne);
     } else if (old_rowkey != new_rowkey) {
-      PutRowIndex(rel->relid(), old_rowkey, seq, keys::RowOp::kRemoveOne);
-      PutRowIndex(rel->relid(), new_rowkey, seq, keys::RowOp::kAddOne);
+      PutRowIndex(*rel, old_rowkey, seq, keys::RowOp::kRemoveOne);
+      PutRowIndex(*rel, new_rowkey, seq, keys::RowOp::kAddOne);
     }
     // Same row before and after: the multiset does not change.
   } else {
     if (old_rowkey != new_rowkey) {
-      PutRowIndex(rel->relid(), old_rowkey, seq, keys::RowOp::kDelete);
+      PutRowIndex(*rel, old_rowkey, seq, keys::RowOp::kDelete);
     }
-    PutRowIndex(rel->relid(), new_rowkey, seq, keys::RowOp::kUpsert);
+    PutRowIndex(*rel, new_rowkey, seq, keys::RowOp::kUpsert);
   }
   return PutChange(seq, change);
 }
@@ -571,7 +576,7 @@ Status Capture::OnDelete(const pgoutput::Delete& del) {
     std::string& rowkey = old_rowkey_;
     rowkey.clear();
     RETURN_IF_ERROR(AppendTupleRowKey(&rowkey, *rel, change.old_tuple()));
-    PutRowIndex(rel->relid(), rowkey, seq,
+    PutRowIndex(*rel, rowkey, seq,
                 multiset ? keys::RowOp::kRemoveOne : keys::RowOp::kDelete);
   }
   return PutChange(seq, change);

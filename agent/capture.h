@@ -137,7 +137,8 @@ class Capture {
                           const std::string* rowkey, pb::Tuple* out);
   Result<std::optional<pb::Tuple>> PreviousImage(uint32_t relid, const std::string& rowkey,
                                                  uint32_t seq);
-  void PutRowIndex(uint32_t relid, const std::string& rowkey, uint32_t seq, keys::RowOp op);
+  void PutRowIndex(const pb::Relation& rel, const std::string& rowkey, uint32_t seq,
+                   keys::RowOp op);
   Status PutChange(uint32_t seq, const pb::Change& change);
   // An INSERT without unchanged TOAST, stored without building a pb::Change:
   // the wire values go straight into the row key and the chunk (the general

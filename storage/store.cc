@@ -131,6 +131,10 @@ bool SameColumns(const pb::Relation& a, const pb::Relation& b) {
   return true;
 }
 
+bool RowIndexed(const pb::Relation& rel) {
+  return rel.replica_identity() == 'f' || !IsMultiset(rel);
+}
+
 bool SameLayout(const pb::Relation& a, const pb::Relation& b) {
   if (!SameColumns(a, b) || a.replica_identity() != b.replica_identity()) return false;
   for (int i = 0; i < a.columns_size(); i++) {

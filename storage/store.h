@@ -269,6 +269,13 @@ Status ParseStored(std::string_view bytes, const char* what, Message* out) {
 // key columns; multiset relations (identity full, or no key columns) use
 // every column.
 bool IsMultiset(const pb::Relation& rel);
+// The agent writes row-index entries for the row changes of rel: false for
+// a table without a key that is not REPLICA IDENTITY FULL. PostgreSQL sends
+// only INSERTs of such a table (it refuses UPDATE and DELETE on it while a
+// publication publishes them), so every change adds one whole row, which the
+// change itself holds; an entry would be the whole row again. Restores read
+// those rows from the changes (tools/row_images.h, ForEachAddedRow).
+bool RowIndexed(const pb::Relation& rel);
 // Two versions of a relation decode and key rows the same way: same names,
 // replica identity, and columns (name, type, typmod, key flag) in order.
 bool SameLayout(const pb::Relation& a, const pb::Relation& b);

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <unistd.h>
 #include <cstdio>
@@ -400,6 +401,7 @@ namespace {
 // the rowkey holds) go to emit at once; keyed rows whose final image is a
 // change are left in *upserts, the position of that change each.
 Status MergeEpoch0(Store* store, const RestorePlan& plan, const pb::Relation& layout,
+                   const LayoutHistory& history,
                    const std::function<Status(const pb::Tuple&, uint64_t)>& emit,
                    std::vector<Position>* upserts) {
   const uint64_t floor_lsn = plan.snapshot.consistent_lsn();
@@ -433,19 +435,62 @@ Status MergeEpoch0(Store* store, const RestorePlan& plan, const pb::Relation& la
     return true;
   };
 
+  // Rows added while the table was not RowIndexed are read from the
+  // changes: streamed after the merge when no version in the window was
+  // indexed (the usual case: a table without a key), else counted by rowkey
+  // here and merged, since the row index may remove them.
+  const Position first{floor_lsn, 0};
+  const Position end{end_lsn, end_seq};
+  bool indexed = false, unindexed = false;
+  if (have_txns) history.Indexing(first, end, &indexed, &unindexed);
+  const bool mixed = indexed && unindexed;
+  auto for_each_added = [&](const std::function<Status(const ChangeImage&)>& fn) {
+    return ForEachAddedRow(store, layout, history, first, end,
+                           [&](Position pos) { return in_window(pos.lsn, pos.seq); },
+                           [&](Position, const ChangeImage& image) { return fn(image); });
+  };
+  std::map<std::string, int64_t> added;  // mixed: rowkey -> copies added
+  if (unindexed && !IsMultiset(layout)) {
+    // Whole rows under a keyed layout: the row index would say the same.
+    RETURN_IF_ERROR(for_each_added([&](const ChangeImage&) {
+      return CheckRowOp(layout, static_cast<char>(keys::RowOp::kAddOne));
+    }));
+  } else if (mixed) {
+    std::string key;
+    RETURN_IF_ERROR(for_each_added([&](const ChangeImage& image) {
+      key.clear();
+      RETURN_IF_ERROR(AppendRowKeyOf(
+          &key, layout, static_cast<int>(image.kinds.size()),
+          [&](int i) { return image.kinds[static_cast<size_t>(i)]; },
+          [&](int i) { return image.values[static_cast<size_t>(i)]; }));
+      added[key]++;
+      return Status::OK();
+    }));
+  }
+  auto indexed_at = [&](Position pos) {
+    if (!mixed) return true;
+    const pb::Relation* rel = history.At(pos);
+    return rel == nullptr || RowIndexed(*rel);
+  };
+
   SnapshotCursor snap(store, plan.snapshot.id(), layout, truncated);
-  RowIdxCursor idx(store, relid);
+  // (An older agent also indexed the rows the changes give: not read.)
+  std::optional<RowIdxCursor> idx;
+  if (!(unindexed && !indexed && multiset)) idx.emplace(store, relid);
+  auto idx_done = [&] { return !idx || idx->done(); };
+  auto next_added = added.begin();
   pb::Tuple row;
   std::string current;
-  while (!snap.done() || !idx.done()) {
-    // The smallest rowkey of the two cursors.
-    if (snap.done()) {
-      current = idx.rowkey();
-    } else if (idx.done()) {
-      current = snap.rowkey();
-    } else {
-      current = std::min(snap.rowkey(), idx.rowkey());
-    }
+  while (!snap.done() || !idx_done() || next_added != added.end()) {
+    // The smallest rowkey of the three.
+    bool have_current = false;
+    auto consider = [&](std::string_view k) {
+      if (!have_current || k < current) current.assign(k);
+      have_current = true;
+    };
+    if (!snap.done()) consider(snap.rowkey());
+    if (!idx_done()) consider(idx->rowkey());
+    if (next_added != added.end()) consider(next_added->first);
     uint64_t snap_copies = 0;
     bool have_snap_row = false;
     while (!snap.done() && snap.rowkey() == current) {
@@ -457,21 +502,25 @@ Status MergeEpoch0(Store* store, const RestorePlan& plan, const pb::Relation& la
       snap.Next();
     }
     int64_t delta = 0;
+    if (next_added != added.end() && next_added->first == current) {
+      delta += next_added->second;
+      ++next_added;
+    }
     bool have_entry = false;
     char last_op = 0;
     Position last;
-    while (!idx.done() && idx.rowkey() == current) {
-      if (in_window(idx.lsn(), idx.seq())) {
-        RETURN_IF_ERROR(CheckRowOp(layout, idx.op()));
+    while (!idx_done() && idx->rowkey() == current) {
+      if (in_window(idx->lsn(), idx->seq()) && indexed_at(idx->position())) {
+        RETURN_IF_ERROR(CheckRowOp(layout, idx->op()));
         have_entry = true;
-        last_op = idx.op();
-        last = idx.position();
-        if (idx.op() == static_cast<char>(keys::RowOp::kAddOne)) delta++;
-        if (idx.op() == static_cast<char>(keys::RowOp::kRemoveOne)) delta--;
+        last_op = idx->op();
+        last = idx->position();
+        if (idx->op() == static_cast<char>(keys::RowOp::kAddOne)) delta++;
+        if (idx->op() == static_cast<char>(keys::RowOp::kRemoveOne)) delta--;
       }
-      idx.Next();
+      idx->Next();
     }
-    RETURN_IF_ERROR(idx.status());
+    if (idx) RETURN_IF_ERROR(idx->status());
 
     if (multiset) {
       const int64_t copies = static_cast<int64_t>(snap_copies) + delta;
@@ -490,7 +539,12 @@ Status MergeEpoch0(Store* store, const RestorePlan& plan, const pb::Relation& la
       RETURN_IF_ERROR(emit(row, 1));
     }
   }
-  return snap.status();
+  RETURN_IF_ERROR(snap.status());
+  if (!multiset || !unindexed || indexed) return Status::OK();
+  return for_each_added([&](const ChangeImage& image) {
+    ImageTuple(image, &row);
+    return emit(row, 1);
+  });
 }
 
 }  // namespace
@@ -498,9 +552,9 @@ Status MergeEpoch0(Store* store, const RestorePlan& plan, const pb::Relation& la
 Status ForEachRowAt(Store* store, const RestorePlan& plan, const pb::Relation& layout,
                     const std::function<Status(const pb::Tuple&, uint64_t)>& emit) {
   std::vector<Position> upserts;
-  RETURN_IF_ERROR(MergeEpoch0(store, plan, layout, emit, &upserts));
-  if (upserts.empty()) return Status::OK();
   ASSIGN_OR_RETURN(LayoutHistory history, LayoutHistory::Load(store, layout.relid()));
+  RETURN_IF_ERROR(MergeEpoch0(store, plan, layout, history, emit, &upserts));
+  if (upserts.empty()) return Status::OK();
   return ForEachFinalImage(store, layout, history, std::move(upserts),
                            [&](const pb::Tuple& row) { return emit(row, 1); });
 }
@@ -510,7 +564,8 @@ Status CountRows(Store* store, RestorePlan* plan) {
     t.rows = 0;
     // Every upsert is one row: no need to read its change to count it.
     std::vector<Position> upserts;
-    RETURN_IF_ERROR(MergeEpoch0(store, *plan, t.layout,
+    ASSIGN_OR_RETURN(LayoutHistory history, LayoutHistory::Load(store, t.layout.relid()));
+    RETURN_IF_ERROR(MergeEpoch0(store, *plan, t.layout, history,
                                 [&](const pb::Tuple&, uint64_t n) {
                                   t.rows += n;
                                   return Status::OK();

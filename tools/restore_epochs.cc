@@ -293,11 +293,45 @@ class StreamedRows : public EpochRows {
     return ForEachFinalImage(store_, layout_, history_, std::move(upserts_), up);
   }
 
+  // The same, to sink->image if there is a sink, else to fn(row, 1).
+  Status ForEachUpsert(const CountFn& fn, const RowSink* sink) {
+    FinalImageReader reader(store_, layout_, history_);
+    return reader.ForEachOnce(std::move(upserts_), [&](Position pos) {
+      return ReadFinalImage(&reader, pos, sink, fn);
+    });
+  }
+  // REQUIRES: ScanKeys ran. The keys ForEachUpsert will give.
+  size_t upserts() const { return upserts_.size(); }
+
+  // A layout that is not RowIndexed: fn(image) for every row the window
+  // added, read from its changes.
+  Status ForEachAdded(const std::function<Status(const ChangeImage&)>& fn) {
+    if (activity_.entries == 0) return Status::OK();
+    const bool count = !counted_;
+    RETURN_IF_ERROR(ForEachAddedRow(
+        store_, layout_, history_, activity_.first, activity_.last,
+        [&](Position pos) { return Counts(pos); },
+        [&](Position, const ChangeImage& image) {
+          if (count) changed_++;
+          return fn(image);
+        }));
+    counted_ = true;
+    return Status::OK();
+  }
+
   // Keyed: the final images stream out during the pass over the keys. One
   // whose change comes after every change read so far is read at once (the
   // changes are read forward, so a table filled in key order goes straight
   // through); the others are read sorted after the pass.
   Status ForEachRow(const CountFn& fn, const RowSink* sink = nullptr) override {
+    if (!RowIndexed(layout_)) {
+      pb::Tuple row;
+      return ForEachAdded([&](const ChangeImage& image) {
+        if (sink != nullptr) return sink->image(image);
+        ImageTuple(image, &row);
+        return fn(row, 1);
+      });
+    }
     if (IsMultiset(layout_) && sink != nullptr) {
       return ForEachKey([&](std::string_view rowkey, char, Position, int64_t net) {
         return net > 0 ? sink->rowkey(layout_, rowkey, static_cast<uint64_t>(net)) : Status::OK();
@@ -324,6 +358,13 @@ class StreamedRows : public EpochRows {
 
   Status ForEachCount(bool additions, const CountFn& fn) override {
     pb::Tuple row;
+    if (!RowIndexed(layout_)) {  // only additions
+      if (!additions) return Status::OK();
+      return ForEachAdded([&](const ChangeImage& image) {
+        ImageTuple(image, &row);
+        return fn(row, 1);
+      });
+    }
     return ForEachKey([&](std::string_view rowkey, char, Position, int64_t net) {
       if (additions ? net <= 0 : net >= 0) return Status::OK();
       RETURN_IF_ERROR(RowKeyValues(layout_, rowkey, &row));
@@ -393,7 +434,10 @@ class MergedRows : public EpochRows {
   Status ForEachCount(bool, const CountFn&) override { return Unsupported(); }
 
   Status ForEachRow(const CountFn& fn, const RowSink* sink = nullptr) override {
-    if (IsMultiset(first_->layout()) && KeyLeads(later_->layout())) return OnePass(fn, sink);
+    const bool added = !RowIndexed(first_->layout());
+    if (!added && IsMultiset(first_->layout()) && KeyLeads(later_->layout())) {
+      return OnePass(fn, sink);
+    }
     std::unordered_set<std::string> changed;  // keys under the later layout
     const KeyFn each = [&](std::string_view rowkey) {
       changed.emplace(rowkey);
@@ -402,17 +446,31 @@ class MergedRows : public EpochRows {
     RETURN_IF_ERROR(later_->ScanKeys(nullptr, &each));
     const pb::Relation& keyed = later_->layout();
     std::string key;
-    RETURN_IF_ERROR(first_->ForEachRow([&](const pb::Tuple& row, uint64_t n) {
-      key.clear();
-      RETURN_IF_ERROR(AppendTupleRowKey(&key, keyed, row));
-      if (changed.count(key) != 0) return Status::OK();
-      rows_ += n;
-      return fn(row, n);
-    }));
-    return later_->ForEachUpsert([&](const pb::Tuple& row) {
-      rows_++;
-      return fn(row, 1);
-    });
+    if (added) {  // rows from the first epoch's changes, each as it is read
+      pb::Tuple row;
+      RETURN_IF_ERROR(first_->ForEachAdded([&](const ChangeImage& image) {
+        key.clear();
+        RETURN_IF_ERROR(AppendRowKeyOf(
+            &key, keyed, static_cast<int>(image.kinds.size()),
+            [&](int i) { return image.kinds[static_cast<size_t>(i)]; },
+            [&](int i) { return image.values[static_cast<size_t>(i)]; }));
+        if (changed.count(key) != 0) return Status::OK();
+        rows_++;
+        if (sink != nullptr) return sink->image(image);
+        ImageTuple(image, &row);
+        return fn(row, 1);
+      }));
+    } else {
+      RETURN_IF_ERROR(first_->ForEachRow([&](const pb::Tuple& row, uint64_t n) {
+        key.clear();
+        RETURN_IF_ERROR(AppendTupleRowKey(&key, keyed, row));
+        if (changed.count(key) != 0) return Status::OK();
+        rows_ += n;
+        return fn(row, n);
+      }));
+    }
+    rows_ += later_->upserts();
+    return later_->ForEachUpsert(fn, sink);
   }
 
  private:
@@ -426,8 +484,8 @@ class MergedRows : public EpochRows {
     return rel.columns_size() > 0 && rel.columns(0).key();
   }
 
-  // A multiset first epoch and a key of leading columns: one pass over the
-  // row index. A key's encoding is then a prefix of the encoding of every
+  // An indexed multiset first epoch and a key of leading columns: one pass
+  // over the row index. A key's encoding is then a prefix of the encoding of every
   // whole row with that key (each value's encoding is prefix-free), so a
   // later epoch's key sorts just before the first epoch's rows it replaces,
   // with nothing but those rows in between.

@@ -155,6 +155,17 @@ bool LayoutHistory::OneLayoutBetween(Position first, Position last) const {
   return true;
 }
 
+void LayoutHistory::Indexing(Position first, Position last, bool* indexed,
+                             bool* unindexed) const {
+  *indexed = false;
+  *unindexed = false;
+  auto note = [&](const pb::Relation& rel) { *(RowIndexed(rel) ? indexed : unindexed) = true; };
+  if (const pb::Relation* base = At(first)) note(*base);
+  for (const auto& [pos, rel] : versions_) {
+    if (first < pos && pos <= last) note(rel);
+  }
+}
+
 struct FinalImageReader::ArenaState {
   ArenaState() : first_block(new char[kArenaFirstBlock]), arena(Options(first_block.get())) {}
   static google::protobuf::ArenaOptions Options(char* block) {
@@ -241,6 +252,87 @@ Status ForEachFinalImage(Store* store, const pb::Relation& layout, const LayoutH
   FinalImageReader reader(store, layout, history);
   return reader.ForEachOnce(std::move(positions),
                             [&](Position pos) { return reader.Read(pos, emit); });
+}
+
+Status ForEachAddedRow(Store* store, const pb::Relation& layout, const LayoutHistory& history,
+                       Position first, Position last,
+                       const std::function<bool(Position)>& counts,
+                       const std::function<Status(Position, const ChangeImage&)>& fn) {
+  const uint32_t relid = layout.relid();
+  ChangeReader reader(store);
+  ChangeImage image;
+  const pb::Relation* checked = nullptr;  // the version last looked at
+  bool checked_added = false;             // its changes add rows here
+  Status inner;
+  RETURN_IF_ERROR(store->ForEachTxn(first.lsn, last.lsn, [&](const pb::TxnHeader& h) {
+    uint32_t from = 0, to = 0;  // seqs, inclusive
+    if (h.tables_listed()) {
+      auto t = std::find_if(h.tables().begin(), h.tables().end(),
+                            [&](const pb::TxnTable& t) { return t.relid() == relid; });
+      if (t == h.tables().end()) return true;
+      from = t->first_seq();
+      to = t->last_seq();
+    } else {
+      if (h.change_count() == 0) return true;
+      to = h.change_count() - 1;
+    }
+    for (uint32_t seq = from;; seq++) {
+      const Position pos{h.commit_lsn(), seq};
+      if (last < pos) return false;
+      if (first <= pos && counts(pos)) {
+        std::string_view bytes;
+        bool found = false;
+        inner = reader.GetBytes(pos.lsn, pos.seq, &bytes, &found);
+        if (inner.ok() && !found) {
+          inner = Status::Corruption("store: " + DescribePosition(pos) + " is missing");
+        }
+        if (inner.ok()) inner = ParseChangeImage(bytes, &image);
+        if (inner.ok() && image.values.size() < image.kinds.size()) {
+          inner = Status::Corruption("store: " + DescribePosition(pos) +
+                                     " has fewer values than columns");
+        }
+        if (!inner.ok()) return false;
+        if (image.relid == relid &&
+            (image.op == pb::Change::INSERT || image.op == pb::Change::UPDATE)) {
+          const pb::Relation* written =
+              history.At(Position{image.relation_lsn, image.relation_seq});
+          if (written != checked || checked == nullptr) {
+            checked = written;
+            checked_added = written == nullptr || !RowIndexed(*written);
+            if (checked_added && (written == nullptr || !SameColumns(*written, layout))) {
+              inner = Status::Corruption(
+                  "store: " + DescribePosition(pos) + " of " + TableName(layout) +
+                  " was written under the layout version at LSN " +
+                  FormatLsn(image.relation_lsn) + " seq " + std::to_string(image.relation_seq) +
+                  ", whose columns are not the ones its rows are restored with");
+              return false;
+            }
+          }
+          if (checked_added) {
+            inner = fn(pos, image);
+            if (!inner.ok()) return false;
+          }
+        }
+      }
+      if (seq == to) break;
+    }
+    return true;
+  }));
+  return inner;
+}
+
+void ImageTuple(const ChangeImage& image, pb::Tuple* out) {
+  out->set_kinds(image.kinds.data(), image.kinds.size());
+  const int n = static_cast<int>(image.values.size());
+  while (out->values_size() > n) out->mutable_values()->RemoveLast();
+  for (int i = 0; i < n; i++) {
+    const std::string_view v = image.values[static_cast<size_t>(i)];
+    if (i < out->values_size()) {
+      out->set_values(i, v.data(), v.size());
+    } else {
+      out->add_values(v.data(), v.size());
+    }
+  }
 }
 
 }  // namespace pgtrail

@@ -100,6 +100,9 @@ class LayoutHistory {
   // layout as the one in force at first: every row-index entry between
   // them was then written under that one layout.
   bool OneLayoutBetween(Position first, Position last) const;
+  // Of the versions in force between first and last: *indexed if any is
+  // RowIndexed, *unindexed if any is not.
+  void Indexing(Position first, Position last, bool* indexed, bool* unindexed) const;
 
  private:
   uint32_t relid_ = 0;
@@ -152,6 +155,23 @@ class FinalImageReader {
 Status ForEachFinalImage(Store* store, const pb::Relation& layout, const LayoutHistory& history,
                          std::vector<Position> positions,
                          const std::function<Status(const pb::Tuple&)>& emit);
+
+// The rows added to layout's table, while it was not RowIndexed, by the
+// changes at positions in [first, last] that counts(pos) accepts: fn(pos,
+// the new row) for each INSERT and each UPDATE without an old row (the row
+// index would have counted both as one more copy of the new row), in
+// position order. Read from the changes, which the transaction headers say
+// where to find (every change of a header written before they listed
+// tables). Changes written under an indexed layout are skipped: their rows
+// are in the row index. kCorruption if one was written under a layout whose
+// columns differ from layout's.
+Status ForEachAddedRow(Store* store, const pb::Relation& layout, const LayoutHistory& history,
+                       Position first, Position last,
+                       const std::function<bool(Position)>& counts,
+                       const std::function<Status(Position, const ChangeImage&)>& fn);
+
+// The tuple a ChangeImage holds, into *out (its storage is reused).
+void ImageTuple(const ChangeImage& image, pb::Tuple* out);
 
 }  // namespace pgtrail
 

@@ -354,9 +354,16 @@ TEST(EpochRowsTest, FindsEachEpochsTablesFromHeadersOrTheRowIndex) {
   ASSERT_EQ(instants.size(), 4u);
   RestoreEveryInstant(&source, "listed", instants);
 
-  // The store as an older agent would have left it.
+  // The store as an agent before RowIndexed would have left it: b's rows
+  // are in the row index too, and are not counted twice.
   ASSERT_OK(source.agent().Kill(SIGTERM));
   ASSERT_TRUE(source.agent().WaitExit(std::chrono::seconds(10)).has_value());
+  int added = 0;
+  ASSERT_OK(IndexUnindexedRows(source.store(), &added));
+  EXPECT_EQ(added, 6);  // b's rows inserted after the snapshot
+  RestoreEveryInstant(&source, "indexed", instants);
+
+  // Older still: transaction headers do not list their tables.
   int stripped = 0;
   ASSERT_OK(StripTxnTableLists(source.store(), &stripped));
   EXPECT_GE(stripped, 4);
@@ -550,6 +557,35 @@ TEST(EpochRowsTest, AppliesAnEpochInWhichATableChangedLayoutWithoutACapturedDdl)
        {"multiset changes",
         "UPDATE t SET v = 'four' WHERE id = 4; DELETE FROM t WHERE id = 1;"
         "INSERT INTO t VALUES (7, 'seven'); UPDATE t SET v = 'six!' WHERE id = 6;"}});
+}
+
+// A table without a key that is not REPLICA IDENTITY FULL has its rows read
+// from its changes, not the row index. With its replica identity changed
+// where no schema change is captured, the rows it got while unindexed and
+// the row index's entries meet inside one epoch: rows added before are
+// deleted after, and the other way round.
+TEST(EpochRowsTest, MergesRowsFromChangesWithTheRowIndexInsideOneEpoch) {
+  RecordedSource source;
+  ASSERT_OK(source.Start(
+      "CREATE TABLE bag (x int, y text);"  // unindexed, then FULL
+      "CREATE TABLE back (x int, y text); ALTER TABLE back REPLICA IDENTITY FULL;"
+      "INSERT INTO bag VALUES (1, 'snap'), (1, 'snap');"
+      "INSERT INTO back VALUES (1, 'snap'), (2, 'snap')"));
+  ASSERT_OK(source.StartAgent());
+  RecordAndRestoreEveryInstant(
+      &source, "merge",
+      {{"inserts while unindexed",
+        "INSERT INTO bag VALUES (1, 'snap'), (2, 'new'), (2, 'new'), (NULL, NULL);"
+        "DELETE FROM back WHERE x = 1; INSERT INTO back VALUES (3, 'full')"},
+       {"identities changed, not captured",
+        "SET session_replication_role = replica; ALTER TABLE bag REPLICA IDENTITY FULL;"
+        "ALTER TABLE back REPLICA IDENTITY DEFAULT; RESET session_replication_role;"},
+       {"deletes of rows added before",
+        "DELETE FROM bag WHERE ctid IN (SELECT ctid FROM bag WHERE x = 1 LIMIT 2);"
+        "DELETE FROM bag WHERE x = 2; UPDATE bag SET y = 'was null' WHERE x IS NULL;"
+        "INSERT INTO back VALUES (3, 'full'), (4, 'unindexed')"},
+       {"a captured schema change", "CREATE TABLE marker (id int)"},
+       {"after it", "INSERT INTO bag VALUES (5, 'late'); INSERT INTO back VALUES (5, 'late')"}});
 }
 
 }  // namespace

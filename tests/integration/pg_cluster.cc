@@ -25,7 +25,9 @@
 #include <utility>
 
 #include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
+#include "storage/keys.h"
 #include "storage/store.h"
 
 namespace pgtrail::testing {
@@ -802,6 +804,36 @@ Status StripTxnTableLists(const std::string& path, int* stripped) {
     (*stripped)++;
   }
   return it->status().ok() ? Status::OK() : Status::IOError(it->status().ToString());
+}
+
+Status IndexUnindexedRows(const std::string& path, int* added) {
+  *added = 0;
+  ASSIGN_OR_RETURN(auto store, Store::OpenForWrite(path, /*create=*/false));
+  rocksdb::WriteBatch batch;
+  Status inner;
+  RETURN_IF_ERROR(store->ForEachChangeInRange(
+      0, UINT64_MAX, [](const pb::TxnHeader&) { return true; },
+      [&](const pb::TxnHeader& h, uint32_t seq, const pb::Change& c) {
+        if (c.op() != pb::Change::INSERT &&
+            !(c.op() == pb::Change::UPDATE && !c.has_old_tuple())) {
+          return true;
+        }
+        auto rel = store->GetRelation(c.relid(), c.relation_lsn(), c.relation_seq());
+        if (!rel.ok() || !rel->has_value()) {
+          inner = rel.ok() ? Status::Corruption("a change without its relation") : rel.status();
+          return false;
+        }
+        if (RowIndexed(**rel)) return true;
+        std::string rowkey;
+        inner = AppendTupleRowKey(&rowkey, **rel, c.new_tuple());
+        if (!inner.ok()) return false;
+        batch.Put(store->cf(Family::kRowIdx), keys::RowIdxKey(c.relid(), rowkey, h.commit_lsn(), seq),
+                  std::string(1, static_cast<char>(keys::RowOp::kAddOne)));
+        (*added)++;
+        return true;
+      }));
+  RETURN_IF_ERROR(inner);
+  return store->Write(&batch, /*sync=*/true);
 }
 
 }  // namespace pgtrail::testing

@@ -233,6 +233,11 @@ bool Contains(const std::string& haystack, const std::string& needle);
 // its transaction headers do not list the tables they changed. *stripped:
 // how many headers did.
 Status StripTxnTableLists(const std::string& path, int* stripped);
+// Adds to the stopped agent's store at `path` the row-index entries an older
+// agent wrote for tables that are not RowIndexed (one "one more copy" entry
+// per INSERT, or UPDATE without an old row, whole row as its rowkey), which
+// restores must not count twice. *added: how many.
+Status IndexUnindexedRows(const std::string& path, int* added);
 
 CommandResult RunCommand(const std::vector<std::string>& argv, const std::string& stdin_text = "",
                          std::chrono::milliseconds timeout = std::chrono::seconds(120));

@@ -3,13 +3,16 @@
 #include "agent/capture.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
 #include <filesystem>
 #include <iterator>
+#include <map>
 #include <random>
 #include <string>
 
+#include "storage/keys.h"
 #include "storage/pg_time.h"
 #include "tests/unit/pgoutput_encoder.h"
 #include "tests/unit/temp_dir.h"
@@ -364,6 +367,79 @@ TEST_F(CaptureTest, TxnHeaderListsTheTablesItChanged) {
   ASSERT_TRUE(second.ok() && second->has_value());
   EXPECT_TRUE((*second)->tables_listed());
   EXPECT_EQ((*second)->tables_size(), 0);
+}
+
+// Row-index entries per relid.
+std::map<uint32_t, int> RowIndexEntries(Store* store) {
+  std::map<uint32_t, int> entries;
+  std::unique_ptr<rocksdb::Iterator> it(
+      store->db()->NewIterator(rocksdb::ReadOptions(), store->cf(Family::kRowIdx)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    uint32_t relid, seq;
+    uint64_t lsn;
+    std::string_view rowkey;
+    EXPECT_TRUE(
+        keys::ParseRowIdxKey(ToView(it->key()), &relid, &rowkey, &lsn, &seq).ok());
+    entries[relid]++;
+  }
+  EXPECT_TRUE(it->status().ok());
+  return entries;
+}
+
+// A table without a key that is not REPLICA IDENTITY FULL gets only INSERTs:
+// its rows are whole in its changes and get no row-index entries, while the
+// header lists them as for any table (restores find them there). Keyed and
+// REPLICA IDENTITY FULL tables are indexed.
+TEST_F(CaptureTest, RowIndexHoldsTheRowsOfTablesThatCanBeUpdated) {
+  struct Table {
+    uint32_t relid;
+    char identity;
+    bool keyed;
+    int entries;  // expected row-index entries for two INSERTs
+  };
+  const std::vector<Table> tables = {{kRelid + 1, 'd', true, 2},   // primary key
+                                     {kRelid + 2, 'f', false, 2},  // REPLICA IDENTITY FULL
+                                     {kRelid + 3, 'd', false, 0},  // no key
+                                     {kRelid + 4, 'n', false, 0},  // REPLICA IDENTITY NOTHING
+                                     {kRelid + 5, 'i', true, 2}};  // USING INDEX
+  Begin(100, 1);
+  for (const Table& t : tables) {
+    pgoutput::Message rel;
+    rel.type = pgoutput::MessageType::kRelation;
+    rel.relation.relid = t.relid;
+    rel.relation.nspname = "public";
+    rel.relation.relname = "t" + std::to_string(t.relid);
+    rel.relation.replica_identity = t.identity;
+    rel.relation.columns = {{t.keyed ? uint8_t{1} : uint8_t{0}, "id", 23, -1},
+                            {0, "note", 25, -1}};
+    Feed(rel);
+    for (const char* id : {"1", "2"}) {
+      pgoutput::Message ins;
+      ins.type = pgoutput::MessageType::kInsert;
+      ins.insert = {t.relid, Tuple({Text(id), Text("x")})};
+      Feed(ins);
+    }
+  }
+  Commit(100);
+  ASSERT_TRUE(capture_->Flush().ok());
+  const std::map<uint32_t, int> entries = RowIndexEntries(store_.get());
+  auto header = store_->GetTxn(100);
+  ASSERT_TRUE(header.ok() && header->has_value());
+  ASSERT_EQ((*header)->tables_size(), static_cast<int>(tables.size()));
+  for (size_t i = 0; i < tables.size(); i++) {
+    SCOPED_TRACE("relid " + std::to_string(tables[i].relid));
+    auto found = entries.find(tables[i].relid);
+    EXPECT_EQ(found == entries.end() ? 0 : found->second, tables[i].entries);
+    const pb::TxnTable& listed = (*header)->tables(static_cast<int>(i));
+    EXPECT_EQ(listed.relid(), tables[i].relid);
+    EXPECT_EQ(listed.first_seq(), 2 * i);
+    EXPECT_EQ(listed.last_seq(), 2 * i + 1);
+    EXPECT_EQ(listed.entries(), 2u);
+    const pb::Change second = StoredChange(100, static_cast<uint32_t>(2 * i + 1));
+    EXPECT_EQ(second.op(), pb::Change::INSERT);
+    EXPECT_EQ(second.relid(), tables[i].relid);
+    EXPECT_EQ(second.new_tuple().values(0), "2");
+  }
 }
 
 // A store of format 1 (one entry per change) is refused, not misread.
