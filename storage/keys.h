@@ -23,7 +23,9 @@
 //   per column: 0x01 for NULL, or 0x02 then the text bytes with every 0x00
 //   written as 0x00 0xFF, closed by 0x00 0x01.
 // snaprow keys of multiset tables end in a u64 ordinal so duplicate rows are
-// kept apart.
+// kept apart. rowidx has no entries for the changes of tables that are not
+// RowIndexed (store.h: no key, not REPLICA IDENTITY FULL, so INSERTs only);
+// earlier agents wrote them, and restores do not read them.
 //
 // The time family indexes the running maximum of commit times in LSN order.
 // That maximum never decreases, so "the first transaction, in LSN order, whose

@@ -459,10 +459,7 @@ Status MergeEpoch0(Store* store, const RestorePlan& plan, const pb::Relation& la
     std::string key;
     RETURN_IF_ERROR(for_each_added([&](const ChangeImage& image) {
       key.clear();
-      RETURN_IF_ERROR(AppendRowKeyOf(
-          &key, layout, static_cast<int>(image.kinds.size()),
-          [&](int i) { return image.kinds[static_cast<size_t>(i)]; },
-          [&](int i) { return image.values[static_cast<size_t>(i)]; }));
+      RETURN_IF_ERROR(AppendImageRowKey(&key, layout, image));
       added[key]++;
       return Status::OK();
     }));

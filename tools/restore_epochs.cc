@@ -450,10 +450,7 @@ class MergedRows : public EpochRows {
       pb::Tuple row;
       RETURN_IF_ERROR(first_->ForEachAdded([&](const ChangeImage& image) {
         key.clear();
-        RETURN_IF_ERROR(AppendRowKeyOf(
-            &key, keyed, static_cast<int>(image.kinds.size()),
-            [&](int i) { return image.kinds[static_cast<size_t>(i)]; },
-            [&](int i) { return image.values[static_cast<size_t>(i)]; }));
+        RETURN_IF_ERROR(AppendImageRowKey(&key, keyed, image));
         if (changed.count(key) != 0) return Status::OK();
         rows_++;
         if (sink != nullptr) return sink->image(image);

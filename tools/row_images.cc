@@ -335,4 +335,11 @@ void ImageTuple(const ChangeImage& image, pb::Tuple* out) {
   }
 }
 
+Status AppendImageRowKey(std::string* dst, const pb::Relation& rel, const ChangeImage& image) {
+  return AppendRowKeyOf(
+      dst, rel, static_cast<int>(image.kinds.size()),
+      [&](int i) { return image.kinds[static_cast<size_t>(i)]; },
+      [&](int i) { return image.values[static_cast<size_t>(i)]; });
+}
+
 }  // namespace pgtrail

@@ -172,6 +172,9 @@ Status ForEachAddedRow(Store* store, const pb::Relation& layout, const LayoutHis
 
 // The tuple a ChangeImage holds, into *out (its storage is reused).
 void ImageTuple(const ChangeImage& image, pb::Tuple* out);
+// Appends the rowkey under rel of the row a ChangeImage holds, as
+// AppendTupleRowKey of ImageTuple(image). REQUIRES: as many values as kinds.
+Status AppendImageRowKey(std::string* dst, const pb::Relation& rel, const ChangeImage& image);
 
 }  // namespace pgtrail
 
