@@ -8,7 +8,6 @@
 #include <memory>
 #include <optional>
 #include <tuple>
-#include <unordered_set>
 #include <vector>
 
 #include "storage/coding.h"
@@ -438,20 +437,22 @@ class MergedRows : public EpochRows {
     if (!added && IsMultiset(first_->layout()) && KeyLeads(later_->layout())) {
       return OnePass(fn, sink);
     }
-    std::unordered_set<std::string> changed;  // keys under the later layout
+    // Keys under the later layout, ascending (the row index's order).
+    std::vector<std::string> changed;
     const KeyFn each = [&](std::string_view rowkey) {
-      changed.emplace(rowkey);
+      changed.emplace_back(rowkey);
       return Status::OK();
     };
     RETURN_IF_ERROR(later_->ScanKeys(nullptr, &each));
     const pb::Relation& keyed = later_->layout();
+    AscendingLookup replaced(changed);
     std::string key;
     if (added) {  // rows from the first epoch's changes, each as it is read
       pb::Tuple row;
       RETURN_IF_ERROR(first_->ForEachAdded([&](const ChangeImage& image) {
         key.clear();
         RETURN_IF_ERROR(AppendImageRowKey(&key, keyed, image));
-        if (changed.count(key) != 0) return Status::OK();
+        if (replaced.Contains(key)) return Status::OK();
         rows_++;
         if (sink != nullptr) return sink->image(image);
         ImageTuple(image, &row);
@@ -461,7 +462,7 @@ class MergedRows : public EpochRows {
       RETURN_IF_ERROR(first_->ForEachRow([&](const pb::Tuple& row, uint64_t n) {
         key.clear();
         RETURN_IF_ERROR(AppendTupleRowKey(&key, keyed, row));
-        if (changed.count(key) != 0) return Status::OK();
+        if (replaced.Contains(key)) return Status::OK();
         rows_ += n;
         return fn(row, n);
       }));

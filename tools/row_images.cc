@@ -342,4 +342,24 @@ Status AppendImageRowKey(std::string* dst, const pb::Relation& rel, const Change
       [&](int i) { return image.values[static_cast<size_t>(i)]; });
 }
 
+bool AscendingLookup::Contains(std::string_view key) {
+  const auto less = [](const std::string& k, std::string_view v) { return k < v; };
+  const auto begin = keys_.begin();
+  if (at_ > 0 && !(keys_[at_ - 1] < key)) {  // behind: search what lies before
+    at_ = static_cast<size_t>(
+        std::lower_bound(begin, begin + static_cast<ptrdiff_t>(at_), key, less) - begin);
+  } else {
+    // Ahead: a few steps in order, then a search of the rest.
+    for (int steps = 0; at_ < keys_.size() && keys_[at_] < key; steps++, at_++) {
+      if (steps == 8) {
+        at_ = static_cast<size_t>(
+            std::lower_bound(begin + static_cast<ptrdiff_t>(at_), keys_.end(), key, less) -
+            begin);
+        break;
+      }
+    }
+  }
+  return at_ < keys_.size() && keys_[at_] == key;
+}
+
 }  // namespace pgtrail

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -295,6 +298,40 @@ TEST(ParseChangeImage, ReadsWhatProtobufReads) {
         << "cut at " << cut;
   }
   EXPECT_EQ(ParseChangeImage(std::string("\xff\xff\xff", 3), &image).code(), Status::kCorruption);
+}
+
+// Lookups in every order, also past both ends and between neighbours, give
+// what a set gives.
+TEST(AscendingLookup, AnswersAsASetDoesInEveryOrder) {
+  std::vector<std::string> keys;
+  for (int i = 0; i < 200; i += 3) keys.push_back(std::to_string(1000 + i));  // sorted as text
+  const std::set<std::string> set(keys.begin(), keys.end());
+  std::vector<std::string> probes = {"", "0", "999", "zzz"};
+  for (int i = 0; i < 210; i++) probes.push_back(std::to_string(1000 + i));
+  std::vector<std::string> ascending = probes;
+  std::sort(ascending.begin(), ascending.end());
+  std::vector<std::string> descending(ascending.rbegin(), ascending.rend());
+  std::vector<std::string> shuffled = probes;
+  std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(7));
+  std::vector<std::string> sawtooth;  // ascending runs that jump back
+  for (int run = 0; run < 5; run++) {
+    for (int i = run; i < 210; i += 20) sawtooth.push_back(std::to_string(1000 + i));
+  }
+  size_t found = 0, expected = 0;
+  for (const auto* order : {&ascending, &descending, &shuffled, &sawtooth}) {
+    AscendingLookup lookup(keys);
+    for (const std::string& k : *order) {
+      SCOPED_TRACE(k);
+      EXPECT_EQ(lookup.Contains(k), set.count(k) != 0);
+      found += lookup.Contains(k) ? 1 : 0;  // asking twice changes nothing
+      expected += set.count(k);
+    }
+  }
+  EXPECT_EQ(found, expected);
+  EXPECT_GT(expected, 3 * keys.size());
+  const std::vector<std::string> none;
+  AscendingLookup empty_lookup(none);
+  EXPECT_FALSE(empty_lookup.Contains("1000"));
 }
 
 }  // namespace
