@@ -230,6 +230,15 @@ Status ReadFinalImage(FinalImageReader* reader, Position pos, const RowSink* sin
   return reader->Read(pos, [&](const pb::Tuple& row) { return fn(row, 1); });
 }
 
+// A row read from its change (an added row), to sink->image if there is a
+// sink, else to fn(row, 1); *row is scratch.
+Status EmitImage(const ChangeImage& image, const RowSink* sink, const CountFn& fn,
+                 pb::Tuple* row) {
+  if (sink != nullptr) return sink->image(image);
+  ImageTuple(image, row);
+  return fn(*row, 1);
+}
+
 // Where one epoch's rows of one table come from.
 class EpochRows {
  public:
@@ -325,11 +334,8 @@ class StreamedRows : public EpochRows {
   Status ForEachRow(const CountFn& fn, const RowSink* sink = nullptr) override {
     if (!RowIndexed(layout_)) {
       pb::Tuple row;
-      return ForEachAdded([&](const ChangeImage& image) {
-        if (sink != nullptr) return sink->image(image);
-        ImageTuple(image, &row);
-        return fn(row, 1);
-      });
+      return ForEachAdded(
+          [&](const ChangeImage& image) { return EmitImage(image, sink, fn, &row); });
     }
     if (IsMultiset(layout_) && sink != nullptr) {
       return ForEachKey([&](std::string_view rowkey, char, Position, int64_t net) {
@@ -359,10 +365,8 @@ class StreamedRows : public EpochRows {
     pb::Tuple row;
     if (!RowIndexed(layout_)) {  // only additions
       if (!additions) return Status::OK();
-      return ForEachAdded([&](const ChangeImage& image) {
-        ImageTuple(image, &row);
-        return fn(row, 1);
-      });
+      return ForEachAdded(
+          [&](const ChangeImage& image) { return EmitImage(image, nullptr, fn, &row); });
     }
     return ForEachKey([&](std::string_view rowkey, char, Position, int64_t net) {
       if (additions ? net <= 0 : net >= 0) return Status::OK();
@@ -454,9 +458,7 @@ class MergedRows : public EpochRows {
         RETURN_IF_ERROR(AppendImageRowKey(&key, keyed, image));
         if (replaced.Contains(key)) return Status::OK();
         rows_++;
-        if (sink != nullptr) return sink->image(image);
-        ImageTuple(image, &row);
-        return fn(row, 1);
+        return EmitImage(image, sink, fn, &row);
       }));
     } else {
       RETURN_IF_ERROR(first_->ForEachRow([&](const pb::Tuple& row, uint64_t n) {
